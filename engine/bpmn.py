@@ -1,0 +1,274 @@
+"""What a diagram says: our additions to SpiffWorkflow's Camunda parser, specs and serializer.
+
+SpiffWorkflow's Camunda parser knows user tasks with ``camunda:formData``; it does not know Camunda
+Modeler's *External* service tasks, candidate groups, or timer values written the Camunda way. This module
+adds, and nothing else:
+
+- :class:`ExternalServiceTask` — ``<serviceTask camunda:type="external" camunda:topic="transfer">`` with
+  ``camunda:inputOutput`` parameters; the handler registered for the topic runs when the task runs.
+- user-task parsing that reads ``camunda:formData`` without a ``formKey`` and keeps ``candidateGroups``,
+  ``assignee`` and ``dueDate`` in the spec's extensions.
+- timer event definitions whose due instant is computed *once* (through the engine's clock and working-day
+  calendar) and which fire only when the job executor says so — see :mod:`engine.jobs`.
+- :func:`camunda_expression` — ``P3D`` / ``R3/P1D`` / ISO dates as literals, ``${…}`` as Python expressions.
+
+The specs call back into the workflow's script engine (``run_service`` / ``timer_due``), which
+:mod:`engine.runtime` provides per step: specs stay free of database and clock concerns.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from SpiffWorkflow.bpmn.parser.BpmnParser import full_tag
+from SpiffWorkflow.bpmn.parser.TaskParser import TaskParser
+from SpiffWorkflow.bpmn.parser.util import first
+from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
+from SpiffWorkflow.bpmn.serializer.default.task_spec import BpmnTaskSpecConverter
+from SpiffWorkflow.bpmn.serializer.helpers.spec import EventDefinitionConverter
+from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer
+from SpiffWorkflow.bpmn.specs.defaults import ServiceTask
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
+    CycleTimerEventDefinition,
+    DurationTimerEventDefinition,
+    TimeDateEventDefinition,
+)
+from SpiffWorkflow.camunda.parser.CamundaParser import CamundaParser
+from SpiffWorkflow.camunda.parser.event_parsers import (
+    CamundaBoundaryEventParser,
+    CamundaEndEventParser,
+    CamundaIntermediateCatchEventParser,
+    CamundaIntermediateThrowEventParser,
+    CamundaStartEventParser,
+)
+from SpiffWorkflow.camunda.parser.task_spec import CAMUNDA_MODEL_NS, UserTaskParser
+from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
+from SpiffWorkflow.camunda.specs.user_task import EnumFormField, Form, FormField, UserTask
+from SpiffWorkflow.util.task import TaskState
+
+CAMUNDA = "{" + CAMUNDA_MODEL_NS + "}"
+
+_ISO_DURATION = re.compile(r"^P(?!$)(\d+(\.\d+)?Y)?(\d+(\.\d+)?M)?(\d+(\.\d+)?W)?(\d+(\.\d+)?D)?"
+                           r"(T(?=\d)(\d+(\.\d+)?H)?(\d+(\.\d+)?M)?(\d+(\.\d+)?S)?)?$", re.I)
+_ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}(T[\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$")
+_ISO_CYCLE = re.compile(r"^R\d*/", re.I)
+_CAMUNDA_EXPR = re.compile(r"^\$\{(.*)\}$", re.S)
+
+
+def camunda_expression(text: str | None) -> str | None:
+    """Turn a value written the Camunda way into a Python expression for the restricted engine.
+
+    ``${expr}`` → ``expr``; an ISO 8601 duration, cycle or date-time → that text as a string literal;
+    anything else is already a Python expression (SpiffWorkflow's own convention, e.g. ``"P3D"``).
+    """
+    if text is None:
+        return None
+    value = text.strip()
+    match = _CAMUNDA_EXPR.match(value)
+    if match:
+        return match.group(1).strip()
+    if _ISO_DURATION.match(value) or _ISO_DATETIME.match(value) or _ISO_CYCLE.match(value):
+        return repr(value)
+    return value
+
+
+def parameter_expression(text: str | None) -> str:
+    """A ``camunda:inputParameter``/``outputParameter`` value: ``${expr}`` is an expression, else a string."""
+    value = (text or "").strip()
+    match = _CAMUNDA_EXPR.match(value)
+    if match:
+        return match.group(1).strip()
+    if "${" in value:
+        raise ValueError(f"不支持混合文本表达式 (composite expressions are not supported): {value}")
+    return repr(value)
+
+
+# --- external service tasks -------------------------------------------------------------------------
+class ExternalServiceTask(ServiceTask):
+    """A Camunda *External* service task; ``topic`` names the handler."""
+
+    def __init__(self, wf_spec, bpmn_id, topic: str, input_parameters=None, output_parameters=None, **kwargs):
+        super().__init__(wf_spec, bpmn_id, **kwargs)
+        self.topic = topic
+        self.input_parameters: list[list[str]] = input_parameters or []
+        self.output_parameters: list[list[str]] = output_parameters or []
+
+    def _run_hook(self, my_task):
+        my_task.workflow.script_engine.run_service(my_task, self)
+        return True
+
+
+class ExternalServiceTaskParser(TaskParser):
+    def create_task(self):
+        topic = self.node.get(f"{CAMUNDA}topic")
+        kind = self.node.get(f"{CAMUNDA}type")
+        if kind != "external" or not topic:
+            self.raise_validation_exception(
+                "服务任务必须是 Camunda 外部任务 (camunda:type=\"external\" 且设置 camunda:topic)"
+            )
+        inputs, outputs = [], []
+        for tag, target in (("inputParameter", inputs), ("outputParameter", outputs)):
+            for node in self.xpath(f".//camunda:inputOutput/camunda:{tag}"):
+                if len(node):
+                    self.raise_validation_exception(f"参数 {node.get('name')} 只支持文本或 ${{…}} 表达式")
+                try:
+                    target.append([node.get("name"), parameter_expression(node.text)])
+                except ValueError as exc:
+                    self.raise_validation_exception(str(exc))
+        return self.spec_class(self.spec, self.bpmn_id, topic=topic, input_parameters=inputs,
+                               output_parameters=outputs, **self.bpmn_attributes)
+
+
+class ExternalServiceTaskConverter(BpmnTaskSpecConverter):
+    def to_dict(self, spec):
+        dct = self.get_default_attributes(spec)
+        dct.update(topic=spec.topic, input_parameters=spec.input_parameters,
+                   output_parameters=spec.output_parameters)
+        return dct
+
+
+# --- user tasks ---------------------------------------------------------------------------------------
+class QifuUserTaskParser(UserTaskParser):
+    """Reads ``camunda:formData`` with or without a formKey, and keeps assignment attributes."""
+
+    def parse_extensions(self, node=None):
+        ext = super().parse_extensions(node)
+        for attr in ("candidateGroups", "candidateUsers", "assignee", "dueDate", "formKey"):
+            value = self.node.get(f"{CAMUNDA}{attr}")
+            if value:
+                ext[attr] = value
+        return ext
+
+    def get_form(self):
+        form = Form()
+        form.key = self.node.get(f"{CAMUNDA}formKey") or ""
+        for xml_field in self.xpath(".//camunda:formData/camunda:formField"):
+            field = EnumFormField() if xml_field.get("type") == "enum" else FormField()
+            field.id = xml_field.get("id")
+            field.type = xml_field.get("type") or "string"
+            field.label = xml_field.get("label")
+            field.default_value = xml_field.get("defaultValue")
+            for child in xml_field:
+                if child.tag == f"{CAMUNDA}properties":
+                    for p in child:
+                        field.add_property(p.get("id"), p.get("value"))
+                elif child.tag == f"{CAMUNDA}validation":
+                    for v in child:
+                        field.add_validation(v.get("name"), v.get("config"))
+                elif child.tag == f"{CAMUNDA}value" and isinstance(field, EnumFormField):
+                    field.add_option(child.get("id"), child.get("name"))
+            form.add_field(field)
+        return form
+
+
+# --- timers ---------------------------------------------------------------------------------------------
+class _EngineTimer:
+    """Mixin: the due instant comes from the engine once; firing is decided by the job executor.
+
+    Internal task data: ``event_value`` (due, ISO), ``qifu_provisional``, ``qifu_evaluated_at`` (the clock
+    reading the due was computed from, so a calendar correction can recompute it), and ``event_fired``
+    which only :mod:`engine.jobs` sets.
+    """
+
+    kind = "date"
+
+    def has_fired(self, my_task):
+        if my_task._get_internal_data("event_value") is None:
+            my_task.workflow.script_engine.timer_due(my_task, self)
+        return my_task._get_internal_data("event_fired", False)
+
+
+class QifuTimeDateEventDefinition(_EngineTimer, TimeDateEventDefinition):
+    kind = "date"
+
+
+class QifuDurationTimerEventDefinition(_EngineTimer, DurationTimerEventDefinition):
+    kind = "duration"
+
+
+class QifuCycleTimerEventDefinition(CycleTimerEventDefinition):
+    """``R3/P1D``-style cycles: each occurrence is a timer row; the executor sets ``qifu_cycle_fire``."""
+
+    kind = "cycle"
+
+    def cycle_complete(self, my_task):
+        event_value = my_task._get_internal_data("event_value")
+        if event_value is None:
+            my_task.workflow.script_engine.timer_due(my_task, self)
+            event_value = my_task._get_internal_data("event_value")
+        if not my_task.internal_data.pop("qifu_cycle_fire", False):
+            return False
+        event_value = dict(event_value)
+        event_value["cycles"] -= 1
+        event_value["occurrence"] = event_value.get("occurrence", 1) + 1
+        if event_value["cycles"] == 0:
+            my_task.internal_data.pop("event_value", None)
+            my_task.internal_data["event_fired"] = True
+        else:
+            my_task.workflow.script_engine.next_cycle(my_task, self, event_value)
+        return True
+
+    def update_task(self, my_task):
+        if self.cycle_complete(my_task):
+            for output in my_task.task_spec.outputs:
+                child = my_task._add_child(output, TaskState.FUTURE)
+                child.task_spec._predict(child, mask=TaskState.NOT_FINISHED_MASK)
+                child.task_spec._update(child)
+
+
+class _TimerParserMixin:
+    def parse_timer_event(self, event):
+        description = self.get_event_description(event)
+        name = self.node.get("name", self.node.get("id"))
+        for tag, cls in (("timeDate", QifuTimeDateEventDefinition),
+                         ("timeDuration", QifuDurationTimerEventDefinition),
+                         ("timeCycle", QifuCycleTimerEventDefinition)):
+            node = first(self.xpath(f".//bpmn:{tag}"))
+            if node is not None:
+                if not (node.text or "").strip():
+                    raise ValidationException(f"定时器 {tag} 没有取值", node=self.node, file_name=self.filename)
+                return cls(name, camunda_expression(node.text), description=description)
+        raise ValidationException("定时器缺少 timeDate/timeDuration/timeCycle", node=self.node,
+                                  file_name=self.filename)
+
+
+def _with_timers(base):
+    return type(base.__name__.replace("Camunda", "Qifu"), (_TimerParserMixin, base), {})
+
+
+class QifuParser(CamundaParser):
+    """SpiffWorkflow's Camunda parser with Qifu's service tasks, user tasks and timers."""
+
+    OVERRIDE_PARSER_CLASSES = dict(CamundaParser.OVERRIDE_PARSER_CLASSES)
+    for _tag, _parser in (("startEvent", CamundaStartEventParser), ("endEvent", CamundaEndEventParser),
+                          ("intermediateCatchEvent", CamundaIntermediateCatchEventParser),
+                          ("intermediateThrowEvent", CamundaIntermediateThrowEventParser),
+                          ("boundaryEvent", CamundaBoundaryEventParser)):
+        OVERRIDE_PARSER_CLASSES[full_tag(_tag)] = (_with_timers(_parser), OVERRIDE_PARSER_CLASSES[full_tag(_tag)][1])
+    OVERRIDE_PARSER_CLASSES[full_tag("serviceTask")] = (ExternalServiceTaskParser, ExternalServiceTask)
+    OVERRIDE_PARSER_CLASSES[full_tag("userTask")] = (QifuUserTaskParser, UserTask)
+    del _tag, _parser
+
+
+class _TimerConverter(EventDefinitionConverter):
+    def to_dict(self, event_definition):
+        dct = super().to_dict(event_definition)
+        dct["expression"] = event_definition.expression
+        return dct
+
+
+def make_serializer() -> BpmnWorkflowSerializer:
+    config = dict(CAMUNDA_CONFIG)
+    config[ExternalServiceTask] = ExternalServiceTaskConverter
+    for cls in (QifuTimeDateEventDefinition, QifuDurationTimerEventDefinition, QifuCycleTimerEventDefinition):
+        config[cls] = _TimerConverter
+    return BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(config))
+
+
+def timer_definition(spec: Any):
+    """The timer event definition of a task spec, or None."""
+    definition = getattr(spec, "event_definition", None)
+    if isinstance(definition, (_EngineTimer, QifuCycleTimerEventDefinition)):
+        return definition
+    return None

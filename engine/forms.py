@@ -1,0 +1,144 @@
+"""Server-side validation of user-task form data against the diagram's ``camunda:formData``.
+
+Nothing about a case changes until the whole submission passes. Types: ``string``, ``long``, ``boolean``,
+``date`` (ISO ``YYYY-MM-DD``), ``enum``; constraints (``camunda:validation``): ``required``, ``minlength``,
+``maxlength``, ``min``, ``max``, ``readonly``. Fields the form does not define are refused, so a form post
+cannot overwrite other case data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from .errors import FormValidationError
+
+SUPPORTED_TYPES = ("string", "long", "boolean", "date", "enum")
+MAX_STRING = 20000
+
+
+@dataclass
+class FieldDef:
+    id: str
+    type: str
+    label: str | None
+    default: str | None
+    options: list[tuple[str, str]] = field(default_factory=list)
+    constraints: dict[str, str | None] = field(default_factory=dict)
+    properties: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def required(self) -> bool:
+        return "required" in self.constraints
+
+    @property
+    def readonly(self) -> bool:
+        return "readonly" in self.constraints
+
+
+def form_fields(task_spec: Any) -> list[FieldDef]:
+    """The form of a user-task spec as plain field definitions (empty for tasks without a form)."""
+    form = getattr(task_spec, "form", None)
+    out: list[FieldDef] = []
+    for f in getattr(form, "fields", []) or []:
+        out.append(FieldDef(
+            id=f.id, type=f.type or "string", label=f.label, default=f.default_value,
+            options=[(o.id, o.name) for o in getattr(f, "options", [])],
+            constraints={v.name: v.config for v in f.validation},
+            properties={p.id: p.value for p in f.properties},
+        ))
+    return out
+
+
+def _empty(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and value.strip() == "")
+
+
+def _coerce(fd: FieldDef, value: Any) -> Any:
+    if fd.type == "string":
+        if not isinstance(value, str):
+            raise ValueError("应为文本")
+        return value
+    if fd.type == "long":
+        if isinstance(value, bool):
+            raise ValueError("应为整数")
+        if isinstance(value, int):
+            return value
+        text = str(value).strip()
+        if not text.lstrip("-").isdigit() or len(text) > 19:
+            raise ValueError("应为整数")
+        return int(text)
+    if fd.type == "boolean":
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("true", "1", "on", "yes", "是"):
+            return True
+        if text in ("false", "0", "off", "no", "否"):
+            return False
+        raise ValueError("应为是或否")
+    if fd.type == "date":
+        try:
+            return date.fromisoformat(str(value).strip()).isoformat()
+        except ValueError:
+            raise ValueError("应为日期 (YYYY-MM-DD)") from None
+    if fd.type == "enum":
+        allowed = [o[0] for o in fd.options]
+        if str(value) not in allowed:
+            raise ValueError("取值不在可选范围内")
+        return str(value)
+    raise ValueError(f"不支持的字段类型 {fd.type}")
+
+
+def _check_constraints(fd: FieldDef, value: Any) -> None:
+    c = fd.constraints
+    if isinstance(value, str):
+        if len(value) > MAX_STRING:
+            raise ValueError(f"长度不能超过 {MAX_STRING}")
+        if c.get("minlength") and len(value) < int(c["minlength"]):
+            raise ValueError(f"长度不能少于 {c['minlength']} 个字符")
+        if c.get("maxlength") and len(value) > int(c["maxlength"]):
+            raise ValueError(f"长度不能超过 {c['maxlength']} 个字符")
+    if fd.type == "long":
+        if c.get("min") is not None and value < int(c["min"]):
+            raise ValueError(f"不能小于 {c['min']}")
+        if c.get("max") is not None and value > int(c["max"]):
+            raise ValueError(f"不能大于 {c['max']}")
+    if fd.type == "date":
+        if c.get("min") and value < c["min"]:
+            raise ValueError(f"不能早于 {c['min']}")
+        if c.get("max") and value > c["max"]:
+            raise ValueError(f"不能晚于 {c['max']}")
+
+
+def validate_form(fields: list[FieldDef], submitted: dict[str, Any]) -> dict[str, Any]:
+    """Return the typed values to store, or raise :class:`FormValidationError` with a message per field."""
+    if not isinstance(submitted, dict):
+        raise FormValidationError({"_": "提交的数据必须是键值对"})
+    errors: dict[str, str] = {}
+    known = {fd.id for fd in fields}
+    for key in submitted:
+        if key not in known:
+            errors[str(key)] = "表单中没有此字段"
+    clean: dict[str, Any] = {}
+    for fd in fields:
+        if fd.readonly:
+            continue
+        value = submitted.get(fd.id)
+        if _empty(value) and fd.type != "boolean":
+            if fd.required:
+                errors[fd.id] = f"{fd.label or fd.id}为必填项"
+            continue
+        if value is None and fd.type == "boolean":
+            value = False
+        try:
+            typed = _coerce(fd, value)
+            _check_constraints(fd, typed)
+        except ValueError as exc:
+            errors[fd.id] = f"{fd.label or fd.id}{exc}"
+            continue
+        clean[fd.id] = typed
+    if errors:
+        raise FormValidationError(errors)
+    return clean

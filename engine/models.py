@@ -1,0 +1,154 @@
+"""The engine's tables, as SQLAlchemy 2 typed models.
+
+Spec (what a diagram says) lives in :class:`Deployment`, once per version; what happened lives in
+:class:`Instance` (state without the spec), :class:`HumanTask`, :class:`Timer` and :class:`Event`.
+Only :mod:`engine.runtime` writes instance, task, timer and event rows, in one transaction per step.
+Application tables (cases, units, ...) belong to ``web``/``handlers`` and share :class:`Base`.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+UTCDateTime = DateTime(timezone=True)
+
+
+class Deployment(Base):
+    """One version of one process diagram. The same content deployed again creates no new row."""
+
+    __tablename__ = "deployment"
+    __table_args__ = (UniqueConstraint("process_key", "version", name="uq_deployment_key_version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    process_key: Mapped[str] = mapped_column(String(200), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str | None] = mapped_column(String(400))
+    content_hash: Mapped[str] = mapped_column(String(64), index=True)
+    filename: Mapped[str | None] = mapped_column(String(400))
+    xml: Mapped[str] = mapped_column(Text)
+    spec_json: Mapped[str] = mapped_column(Text)
+    deployed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    deployed_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class Instance(Base):
+    """A running or finished case of one deployment. ``state_json`` is SpiffWorkflow's state minus the spec."""
+
+    __tablename__ = "instance"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployment.id"), index=True)
+    business_key: Mapped[str] = mapped_column(String(200), unique=True)
+    status: Mapped[str] = mapped_column(String(20), index=True)  # running | completed | cancelled
+    state_json: Mapped[str] = mapped_column(Text)
+    data_json: Mapped[str] = mapped_column(Text, default="{}")  # current case data, for lists and replay deltas
+    version: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    started_by: Mapped[str | None] = mapped_column(String(200))
+    # Head of this instance's hash chain: deleting the newest event is detected against these.
+    history_seq: Mapped[int] = mapped_column(Integer, default=0)
+    history_hash: Mapped[str] = mapped_column(String(64), default="")
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class HumanTask(Base):
+    """An open user task (a READY user task of an instance), derived after every step."""
+
+    __tablename__ = "human_task"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("instance.id", ondelete="CASCADE"), index=True)
+    task_guid: Mapped[str] = mapped_column(String(36), unique=True)
+    spec_id: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str | None] = mapped_column(String(400))
+    lane: Mapped[str | None] = mapped_column(String(400))
+    candidate_groups: Mapped[str] = mapped_column(String(1000), default="")  # comma-separated
+    assignee: Mapped[str | None] = mapped_column(String(200), index=True)
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    due_provisional: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Timer(Base):
+    """A waiting timer event with its due instant. Fired exactly once: ``fired_at`` is set by one claimer."""
+
+    __tablename__ = "timer"
+    __table_args__ = (Index("ix_timer_due_open", "status", "due_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("instance.id", ondelete="CASCADE"), index=True)
+    task_guid: Mapped[str] = mapped_column(String(36), index=True)
+    spec_id: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20))  # date | duration | cycle
+    interrupting: Mapped[bool | None] = mapped_column(Boolean)  # None unless a boundary event
+    attached_to: Mapped[str | None] = mapped_column(String(200))
+    occurrence: Mapped[int] = mapped_column(Integer, default=1)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    provisional: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(20))  # waiting | fired | cancelled
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    fired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class Event(Base):
+    """One history event. Append-only; each row's hash covers its content and the previous row's hash."""
+
+    __tablename__ = "event"
+    __table_args__ = (UniqueConstraint("instance_id", "seq", name="uq_event_instance_seq"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("instance.id", ondelete="CASCADE"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str | None] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(50))
+    task_guid: Mapped[str | None] = mapped_column(String(36))
+    spec_id: Mapped[str | None] = mapped_column(String(200))
+    payload: Mapped[str] = mapped_column(Text)  # canonical JSON: data delta, task changes, details
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class Workday(Base):
+    """One calendar day of a year whose schedule is known: working or not, and who said so."""
+
+    __tablename__ = "workday"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    is_workday: Mapped[bool] = mapped_column(Boolean)
+    note: Mapped[str | None] = mapped_column(String(100))
+    source: Mapped[str] = mapped_column(String(50))  # chinesecalendar | import:FILE | admin
+
+
+class CalendarYear(Base):
+    """A year whose official schedule is loaded; days of other years follow the fallback rule (provisional)."""
+
+    __tablename__ = "calendar_year"
+
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(200))
+    loaded_at: Mapped[datetime] = mapped_column(UTCDateTime)

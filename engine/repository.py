@@ -1,0 +1,261 @@
+"""Deployments (Camunda's RepositoryService): validate a diagram, version it, store it once, cache its spec.
+
+Validation happens entirely before anything is written, and every refusal is a :class:`DeploymentError`
+that names the element and the reason:
+
+1. size limit; no DTD, no entities (XML bombs and external entities never reach the parser's expansion);
+2. the BPMN 2.0 XSD; unique ids;
+3. SpiffWorkflow parsing (with Qifu's Camunda additions, :mod:`engine.bpmn`);
+4. every service-task topic is registered; every expression compiles under :mod:`engine.scripting`;
+   every literal timer value parses.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+from lxml import etree
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnValidator
+from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.camunda.specs.user_task import UserTask
+
+from .bpmn import ExternalServiceTask, QifuParser, camunda_expression, make_serializer, timer_definition
+from .errors import DeploymentError, ExpressionError
+from .models import Deployment
+from .scripting import compile_expression, compile_script
+from .services import ServiceRegistry
+from .services import registry as default_registry
+
+MAX_DIAGRAM_BYTES = int(os.environ.get("QIFU_MAX_DIAGRAM_BYTES", str(2 * 1024 * 1024)))
+BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
+NS = {"bpmn": BPMN_NS}
+RESERVED_IDS = frozenset({"Start", "End", "Root"})  # SpiffWorkflow's own task-spec names
+
+_serializer = make_serializer()
+
+
+@dataclass
+class ParsedDiagram:
+    process_key: str
+    name: str | None
+    spec: Any
+    subprocess_specs: dict[str, Any]
+
+
+@dataclass
+class DeployResult:
+    deployment: Deployment
+    created: bool
+
+
+@cache
+def _validator() -> BpmnValidator:
+    return BpmnValidator()
+
+
+def _safe_parse(content: bytes) -> etree._Element:
+    if len(content) > MAX_DIAGRAM_BYTES:
+        raise DeploymentError(f"文件过大：{len(content)} 字节，上限 {MAX_DIAGRAM_BYTES} 字节 (file too large)")
+    try:
+        content.decode("utf-8")
+    except UnicodeDecodeError:
+        raise DeploymentError("文件必须是 UTF-8 编码 (the file must be UTF-8)") from None
+    lowered = content[:65536].lower()
+    if b"<!doctype" in lowered or b"<!entity" in content.lower():
+        raise DeploymentError("不接受含 DTD 或实体声明的 XML (DTDs and entities are refused)")
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
+                             huge_tree=False, remove_blank_text=False)
+    try:
+        root = etree.fromstring(content, parser)
+    except etree.XMLSyntaxError as exc:
+        raise DeploymentError(f"XML 格式错误 (not well-formed): {exc}") from None
+    docinfo = root.getroottree().docinfo
+    if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
+        raise DeploymentError("不接受含 DTD 或实体声明的 XML (DTDs and entities are refused)")
+    for node in root.iter():
+        if isinstance(node, etree._Entity):
+            raise DeploymentError("不接受含实体引用的 XML (entity references are refused)")
+    return root
+
+
+def _describe(node: etree._Element) -> str:
+    tag = etree.QName(node).localname
+    ident, name = node.get("id"), node.get("name")
+    return f"{tag} {ident}" + (f" ({name})" if name else "")
+
+
+def _check_schema(root: etree._Element, filename: str | None) -> None:
+    if etree.QName(root).namespace != BPMN_NS or etree.QName(root).localname != "definitions":
+        raise DeploymentError("根元素必须是 BPMN 2.0 的 bpmn:definitions (not a BPMN 2.0 file)")
+    try:
+        _validator().validate(root, filename)
+    except ValidationException as exc:
+        raise DeploymentError(f"不符合 BPMN 2.0 模式 (schema error, line {exc.line_number}): {exc}") from None
+    seen: dict[str, etree._Element] = {}
+    for node in root.iter(etree.Element):
+        ident = node.get("id")
+        if ident is None:
+            continue
+        if ident in RESERVED_IDS or ident.endswith(".EndJoin"):
+            raise DeploymentError(f"元素 id '{ident}' 与引擎内部名称冲突，请改用其他 id (reserved id)",
+                                  element=_describe(node))
+        if ident in seen:
+            raise DeploymentError(
+                f"元素 id 重复 (duplicate id): {_describe(seen[ident])} 与第 {node.sourceline} 行的 "
+                f"{etree.QName(node).localname}", element=ident)
+        seen[ident] = node
+
+
+def _normalise_conditions(root: etree._Element) -> None:
+    """Accept Camunda's ``${…}`` in conditions, as for timers: the spec sees a Python expression."""
+    for node in root.iterfind(".//bpmn:conditionExpression", NS):
+        if node.text:
+            node.text = camunda_expression(node.text)
+
+
+def _executable_process(root: etree._Element) -> etree._Element:
+    processes = root.findall("bpmn:process", NS)
+    executable = [p for p in processes if p.get("isExecutable", "false").lower() == "true"]
+    chosen = executable or processes
+    if len(chosen) != 1:
+        raise DeploymentError(
+            f"文件必须恰好包含一个可执行流程 (exactly one executable process), 发现 {len(chosen)} 个")
+    return chosen[0]
+
+
+def _compile(expression: str | None, where: str, *, script: bool = False) -> None:
+    try:
+        (compile_script if script else compile_expression)(expression or "")
+    except ExpressionError as exc:
+        raise DeploymentError(f"表达式不被允许: {exc.message}", element=where) from None
+
+
+def _check_timer_literal(expression: str, kind: str, where: str) -> None:
+    try:
+        value = ast.literal_eval(expression)
+    except (ValueError, SyntaxError):
+        return  # a real expression: its value is only known when the timer starts
+    try:
+        if not isinstance(value, str):
+            raise ValueError("not a string")
+        if kind == "cycle":
+            TimerEventDefinition.parse_iso_recurring_interval(value)
+        elif kind == "duration" and value.upper().startswith("P"):
+            TimerEventDefinition.parse_iso_duration(value)
+        else:
+            TimerEventDefinition.get_datetime(value)
+    except Exception:
+        raise DeploymentError(f"定时器取值无法解析 (unparsable timer): {value!r}", element=where) from None
+
+
+def _check_specs(parsed: ParsedDiagram, services: ServiceRegistry) -> None:
+    for spec in [parsed.spec, *parsed.subprocess_specs.values()]:
+        for task_spec in spec.task_specs.values():
+            where = f"{task_spec.bpmn_id or task_spec.name}" + (
+                f" ({task_spec.bpmn_name})" if getattr(task_spec, "bpmn_name", None) else "")
+            if isinstance(task_spec, ExternalServiceTask):
+                if services.get(task_spec.topic) is None:
+                    raise DeploymentError(
+                        f"未知的服务任务主题 (unknown service-task topic) '{task_spec.topic}'；"
+                        f"已注册: {', '.join(services.topics()) or '无'}", element=where)
+                for name, expr in task_spec.input_parameters + task_spec.output_parameters:
+                    _compile(expr, f"{where} 参数 {name}")
+            timer = timer_definition(task_spec)
+            if timer is not None:
+                _compile(timer.expression, where)
+                _check_timer_literal(timer.expression, timer.kind, where)
+            script = getattr(task_spec, "script", None)
+            if script:
+                _compile(script, where, script=True)
+            if isinstance(task_spec, UserTask):
+                for attr in ("candidateGroups", "candidateUsers", "assignee", "dueDate"):
+                    value = (task_spec.extensions or {}).get(attr)
+                    if value and value.strip().startswith("${"):
+                        _compile(camunda_expression(value), f"{where} {attr}")
+            for cond, _target in getattr(task_spec, "cond_task_specs", []) or []:
+                if cond is not None:
+                    _compile(getattr(cond, "args", [None])[0], where)
+
+
+def parse_diagram(content: bytes, filename: str | None = None,
+                  services: ServiceRegistry | None = None) -> ParsedDiagram:
+    """Validate and parse; raise :class:`DeploymentError` on anything wrong. Writes nothing."""
+    root = _safe_parse(content)
+    _check_schema(root, filename)
+    _normalise_conditions(root)
+    process = _executable_process(root)
+    key = process.get("id")
+    parser = QifuParser()
+    try:
+        parser.add_bpmn_xml(root, filename=filename)
+        spec = parser.get_spec(key)
+        subprocess_specs = parser.get_subprocess_specs(key)
+    except ValidationException as exc:
+        raise DeploymentError(f"无法解析流程 (parse error): {exc}", element=exc.id or exc.name) from None
+    except ExpressionError as exc:
+        raise DeploymentError(exc.message) from None
+    parsed = ParsedDiagram(key, process.get("name"), spec, subprocess_specs)
+    _check_specs(parsed, services or default_registry)
+    for cond in root.iterfind(".//bpmn:sequenceFlow", NS):
+        expr = cond.find("bpmn:conditionExpression", NS)
+        if expr is not None:
+            _compile(expr.text, _describe(cond))
+    return parsed
+
+
+def spec_to_json(parsed: ParsedDiagram) -> str:
+    registry = _serializer.registry
+    return json.dumps({
+        "spec": registry.convert(parsed.spec),
+        "subprocess_specs": {k: registry.convert(v) for k, v in parsed.subprocess_specs.items()},
+    }, ensure_ascii=False)
+
+
+def deploy(session: Session, content: bytes, *, filename: str | None = None, actor: str | None = None,
+           now: datetime, services: ServiceRegistry | None = None) -> DeployResult:
+    """Validate ``content`` and store it as the next version of its process, unless identical content is there."""
+    parsed = parse_diagram(content, filename, services)
+    digest = hashlib.sha256(content).hexdigest()
+    existing = session.scalar(
+        select(Deployment).where(Deployment.process_key == parsed.process_key, Deployment.content_hash == digest)
+        .order_by(Deployment.version.desc()).limit(1))
+    if existing is not None:
+        return DeployResult(existing, created=False)
+    latest = session.scalar(select(func.max(Deployment.version)).where(Deployment.process_key == parsed.process_key))
+    deployment = Deployment(
+        process_key=parsed.process_key, version=(latest or 0) + 1, name=parsed.name, content_hash=digest,
+        filename=filename, xml=content.decode("utf-8"), spec_json=spec_to_json(parsed), deployed_at=now,
+        deployed_by=actor)
+    session.add(deployment)
+    session.flush()
+    return DeployResult(deployment, created=True)
+
+
+def latest_deployment(session: Session, process_key: str) -> Deployment | None:
+    return session.scalar(select(Deployment).where(Deployment.process_key == process_key)
+                          .order_by(Deployment.version.desc()).limit(1))
+
+
+# --- the in-memory spec cache: a version's spec is restored from JSON once per process -----------------
+_spec_cache: dict[tuple[int, str], tuple[Any, dict[str, Any]]] = {}
+
+
+def load_specs(deployment: Deployment) -> tuple[Any, dict[str, Any]]:
+    key = (deployment.id, deployment.content_hash)
+    if key not in _spec_cache:
+        data = json.loads(deployment.spec_json)
+        registry = _serializer.registry
+        spec = registry.restore(data["spec"])
+        subs = {k: registry.restore(v) for k, v in data["subprocess_specs"].items()}
+        _spec_cache[key] = (spec, subs)
+    return _spec_cache[key]

@@ -1,0 +1,427 @@
+"""Instances (Camunda's RuntimeService): start a case, complete a task, fire a timer — one way in.
+
+Every change to an instance goes through :meth:`Runtime._step`:
+
+    load (state + cached spec) → act → do_engine_steps() → derive task rows, timer rows and one history
+    event → save state — all in ONE database transaction.
+
+The instance row's version column makes concurrent steps safe: the second writer's UPDATE matches no row,
+its transaction rolls back, and the caller gets :class:`ConflictError`. A crash anywhere inside a step (an
+exception, or the process being killed) leaves the instance at its last committed step.
+
+Instance state is SpiffWorkflow's serialization *without* the spec (the spec lives once per deployment
+version), so a step costs the same early and late in a case's life.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, WorkflowConverter
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.exceptions import SpiffWorkflowException
+from SpiffWorkflow.util.task import TaskState
+
+from . import history, jobs, tasks
+from .bpmn import ExternalServiceTask, make_serializer
+from .calendar import WorkdayCalendar, load_calendar, track_provisional
+from .clock import Clock, SystemClock, to_utc
+from .errors import ConflictError, NotFoundError, QifuError, ServiceTaskError
+from .forms import form_fields, validate_form
+from .models import Deployment, HumanTask, Instance, Timer
+from .repository import latest_deployment, load_specs
+from .scripting import RestrictedScriptEngine, as_datetime
+from .services import ServiceCall, ServiceRegistry
+from .services import registry as default_registry
+
+STATE_VERSION = "1.5"
+
+
+# --- state (de)serialization without the spec --------------------------------------------------------
+class _SpeclessWorkflowConverter(BpmnWorkflowConverter):
+    def to_dict(self, workflow):
+        dct = WorkflowConverter.to_dict(self, workflow)
+        dct["subprocesses"] = self.mapping_to_dict(workflow.subprocesses)
+        dct["bpmn_events"] = self.registry.convert(workflow.bpmn_events)
+        return dct
+
+    def restore(self, dct, spec, subprocess_specs):
+        workflow = self.target_class(spec, subprocess_specs, deserializing=True)
+        workflow.tasks = self.mapping_from_dict(dct["tasks"], UUID, workflow=workflow)
+        workflow.task_tree = workflow.tasks.get(UUID(dct["root"]))
+        self.set_default_attributes(workflow, dct)
+        self.subprocesses_from_dict(dct["subprocesses"], workflow)
+        workflow.bpmn_events = self.registry.restore(dct.pop("bpmn_events", []))
+        return workflow
+
+
+_serializer = make_serializer()
+_converter = _SpeclessWorkflowConverter(BpmnWorkflow, _serializer.registry)
+
+
+def dump_state(workflow: BpmnWorkflow) -> str:
+    registry = _serializer.registry
+    registry._encoder_mode = True
+    try:
+        dct = _converter.to_dict(workflow)
+        dct["serializer_version"] = STATE_VERSION
+        return json.dumps(dct, cls=_serializer._encoder_cls, separators=(",", ":"), ensure_ascii=False)
+    finally:
+        registry._encoder_mode = False
+
+
+def load_state(state_json: str, spec: Any, subprocess_specs: dict[str, Any]) -> BpmnWorkflow:
+    dct = json.loads(state_json)
+    dct.pop("serializer_version", None)
+    return _converter.restore(dct, spec, subprocess_specs)
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str, ensure_ascii=False))
+
+
+# --- the per-step script engine ------------------------------------------------------------------------
+@dataclass
+class StepContext:
+    session: Session
+    instance: Instance
+    now: datetime
+    calendar: WorkdayCalendar
+    actor: str | None
+    services: ServiceRegistry
+    notes: list[dict[str, Any]] = field(default_factory=list)
+
+
+class StepScriptEngine(RestrictedScriptEngine):
+    """Restricted expressions plus the hooks our specs call: services and timer due dates."""
+
+    def __init__(self, ctx: StepContext) -> None:
+        self.ctx = ctx
+        cal = ctx.calendar
+
+        def now() -> str:
+            return ctx.now.isoformat()
+
+        def working_days_after(start: Any, n: int) -> str:
+            return cal.deadline(to_utc(as_datetime(start)), int(n)).isoformat()
+
+        def end_of_working_day(start: Any = None) -> str:
+            return cal.end_of_working_day(to_utc(as_datetime(start)) if start else ctx.now).isoformat()
+
+        def is_workday(day: Any) -> bool:
+            return cal.is_workday(as_datetime(day).date())
+
+        super().__init__({"now": now, "working_days_after": working_days_after,
+                          "end_of_working_day": end_of_working_day, "is_workday": is_workday})
+
+    # service tasks
+    def run_service(self, my_task: Any, spec: ExternalServiceTask) -> None:
+        reg = self.ctx.services.get(spec.topic)
+        if reg is None:
+            raise ServiceTaskError(f"未注册的服务任务主题 '{spec.topic}'", element=spec.bpmn_id)
+        params = {name: self.evaluate(my_task, expr) for name, expr in spec.input_parameters}
+        call = ServiceCall(
+            topic=spec.topic, params=params, data=dict(my_task.data), session=self.ctx.session,
+            instance_id=self.ctx.instance.id, business_key=self.ctx.instance.business_key, task_id=str(my_task.id),
+            element_id=spec.bpmn_id, actor=self.ctx.actor, now=self.ctx.now, calendar=self.ctx.calendar)
+        result = reg.handler(call) or {}
+        if not isinstance(result, dict):
+            raise ServiceTaskError(f"服务任务 '{spec.topic}' 返回值必须是字典", element=spec.bpmn_id)
+        self.ctx.notes.extend({"element": spec.bpmn_id, "topic": spec.topic, **n} for n in call.notes)
+        if spec.output_parameters:
+            scope = {**my_task.data, **result}
+            for name, expr in spec.output_parameters:
+                my_task.data[name] = self.environment.evaluate(expr, scope)
+        else:
+            my_task.data.update(result)
+
+    # timers
+    def timer_due(self, my_task: Any, definition: Any) -> None:
+        """Compute a timer's due instant once, when it starts waiting, and store it on the task."""
+        with track_provisional() as tracker:
+            value = self.evaluate(my_task, definition.expression)
+            event_value = compute_timer_value(definition.kind, value, self.ctx.now)
+        my_task._set_internal_data(event_value=event_value, qifu_provisional=tracker.provisional,
+                                   qifu_evaluated_at=self.ctx.now.isoformat())
+
+    def next_cycle(self, my_task: Any, definition: Any, event_value: dict[str, Any]) -> None:
+        nxt = to_utc(event_value["next"]) + timedelta(seconds=event_value["duration"])
+        event_value["next"] = nxt.isoformat()
+        my_task._set_internal_data(event_value=event_value)
+
+
+def compute_timer_value(kind: str, value: Any, now: datetime) -> Any:
+    """Due instant of a timer from its evaluated value: ISO date-time, ISO duration from now, or a cycle."""
+    if isinstance(value, datetime):
+        return to_utc(value).isoformat()
+    text = str(value).strip()
+    if kind == "cycle":
+        parts = text.upper().split("/")
+        if len(parts) not in (2, 3) or not parts[0].startswith("R"):
+            raise ValueError(f"无法解析的循环定时器: {text}")
+        cycles = int(parts[0][1:]) if parts[0][1:] else -1
+        if len(parts) == 3:
+            start = to_utc(parts[1])
+            duration = TimerEventDefinition.get_timedelta_from_start(
+                TimerEventDefinition.parse_iso_duration(parts[2]), start)
+        else:
+            duration = TimerEventDefinition.get_timedelta_from_start(
+                TimerEventDefinition.parse_iso_duration(parts[1]), now)
+            start = now + duration
+        return {"cycles": cycles, "next": start.isoformat(), "duration": duration.total_seconds(), "occurrence": 1}
+    if text.upper().startswith("P"):
+        delta = TimerEventDefinition.get_timedelta_from_start(TimerEventDefinition.parse_iso_duration(text), now)
+        return (now + delta).isoformat()
+    return to_utc(text).isoformat()
+
+
+# --- the runtime ---------------------------------------------------------------------------------------
+@dataclass
+class StepResult:
+    instance_id: int
+    business_key: str
+    status: str
+    version: int
+    event_seq: int
+    opened: list[str]
+
+
+def _element(task: Any) -> dict[str, Any]:
+    spec = task.task_spec
+    return {"element": spec.bpmn_id, "name": spec.bpmn_name, "type": type(spec).__name__, "task": str(task.id)}
+
+
+class Runtime:
+    def __init__(self, sessions: sessionmaker[Session], clock: Clock | None = None,
+                 services: ServiceRegistry | None = None) -> None:
+        self.sessions = sessions
+        self.clock = clock or SystemClock()
+        self.services = services or default_registry
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Session]:
+        session = self.sessions()
+        try:
+            yield session
+            session.commit()
+        except StaleDataError:
+            session.rollback()
+            raise ConflictError("案件已被他人更新，请刷新后重试 (the case changed meanwhile)") from None
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    # -- public actions ---------------------------------------------------------------------------------
+    def start(self, process_key: str, business_key: str, data: dict[str, Any] | None = None, *,
+              actor: str | None = None, deployment_id: int | None = None) -> StepResult:
+        """Start a case of the newest version of ``process_key`` (or of ``deployment_id``)."""
+        data = dict(data or {})
+        _jsonable(data)
+        try:
+            with self._transaction() as session:
+                deployment = (session.get(Deployment, deployment_id) if deployment_id
+                              else latest_deployment(session, process_key))
+                if deployment is None:
+                    raise NotFoundError(f"流程未部署: {process_key}")
+                now = self.clock.now()
+                if session.scalar(select(Instance.id).where(Instance.business_key == business_key)):
+                    raise ConflictError(f"业务编号已存在: {business_key}")
+                instance = Instance(deployment_id=deployment.id, business_key=business_key, status="running",
+                                    state_json="{}", data_json="{}", started_at=now, updated_at=now,
+                                    started_by=actor, history_seq=0, history_hash="")
+                session.add(instance)
+                session.flush()
+                spec, subs = load_specs(deployment)
+                workflow = BpmnWorkflow(spec, subs)
+
+                def act(wf: BpmnWorkflow, completed: list[Any]) -> None:
+                    for t in wf.get_tasks(state=TaskState.READY):
+                        t.data.update(data)
+
+                return self._step(session, instance, workflow, now, actor, "started", act,
+                                  details={"process": deployment.process_key, "version": deployment.version,
+                                           "data": data})
+        except IntegrityError:
+            raise ConflictError(f"业务编号已存在: {business_key}") from None
+
+    def complete_task(self, task_guid: str, data: dict[str, Any] | None = None, *, actor: str | None = None,
+                      expected_version: int | None = None, enforce_assignee: bool = True) -> StepResult:
+        """Validate ``data`` against the task's form, then complete it. Conflicts raise ConflictError."""
+        with self._transaction() as session:
+            row = session.scalar(select(HumanTask).where(HumanTask.task_guid == task_guid))
+            if row is None:
+                raise ConflictError("任务已办结或不存在 (the task is no longer open)")
+            if enforce_assignee and row.assignee and actor and row.assignee != actor:
+                raise ConflictError(f"任务已由 {row.assignee} 认领")
+            instance, workflow = self._load(session, row.instance_id)
+            if expected_version is not None and instance.version != expected_version:
+                raise ConflictError("案件已被他人更新，请刷新后重试 (the case changed meanwhile)")
+            task = workflow.get_task_from_id(UUID(task_guid))
+            if task is None or task.state != TaskState.READY or not task.task_spec.manual:
+                raise ConflictError("任务当前不可办理")
+            clean = validate_form(form_fields(task.task_spec), data or {})
+
+            def act(wf: BpmnWorkflow, completed: list[Any]) -> None:
+                task.data.update(clean)
+                task.run()
+                completed.append(task)
+
+            return self._step(session, instance, workflow, self.clock.now(), actor, "task_completed", act,
+                              task=task, details={"form": clean})
+
+    def fire_timer(self, timer_id: int, worker: str | None = None) -> bool:
+        """Fire one due timer exactly once; False if somebody else already did (or it is no longer waiting)."""
+        worker = worker or jobs.worker_name()
+        with self._transaction() as session:
+            timer = session.get(Timer, timer_id)
+            if timer is None or timer.status != "waiting":
+                return False
+            now = self.clock.now()
+            if to_utc(timer.due_at) > now:
+                return False
+            if not jobs.claim(session, timer_id, worker, now):
+                return False
+            instance, workflow = self._load(session, timer.instance_id)
+            task = workflow.get_task_from_id(UUID(timer.task_guid))
+            if task is None or task.state != TaskState.WAITING:
+                session.get(Timer, timer_id).status = "cancelled"
+                return False
+
+            def act(wf: BpmnWorkflow, completed: list[Any]) -> None:
+                if timer.kind == "cycle":
+                    task.internal_data["qifu_cycle_fire"] = True
+                else:
+                    task._set_internal_data(event_fired=True)
+                wf.refresh_timers()
+
+            self._step(session, instance, workflow, now, worker, "timer_fired", act, task=task,
+                       details={"timer": timer_id, "due_at": to_utc(timer.due_at).isoformat(),
+                                "occurrence": timer.occurrence, "interrupting": timer.interrupting})
+            return True
+
+    def run_due_timers(self, limit: int = 100, worker: str | None = None) -> int:
+        """Fire every timer due now; each in its own transaction. Returns how many fired."""
+        with self._transaction() as session:
+            ids = jobs.due_timer_ids(session, self.clock.now(), limit)
+        fired = 0
+        for timer_id in ids:
+            try:
+                fired += self.fire_timer(timer_id, worker)
+            except ConflictError:
+                continue  # the case moved on concurrently; the timer is still waiting and is retried
+            except Exception as exc:  # noqa: BLE001 - record and move on; the step was rolled back
+                with self._transaction() as session:
+                    jobs.record_failure(session, timer_id, f"{type(exc).__name__}: {exc}")
+        return fired
+
+    def reschedule_timer(self, timer_id: int, due: datetime | str, *, reason: str, actor: str | None = None,
+                         provisional: bool = False) -> StepResult:
+        """Move a waiting timer's due instant (agreed completion date, calendar correction), recording why."""
+        if not reason or not reason.strip():
+            raise QifuError("必须填写调整期限的原因")
+        new_due = to_utc(due)
+        with self._transaction() as session:
+            timer = session.get(Timer, timer_id)
+            if timer is None or timer.status != "waiting":
+                raise ConflictError("定时器不在等待状态")
+            instance, workflow = self._load(session, timer.instance_id)
+            task = workflow.get_task_from_id(UUID(timer.task_guid))
+            old = to_utc(timer.due_at)
+
+            def act(wf: BpmnWorkflow, completed: list[Any]) -> None:
+                value = task._get_internal_data("event_value")
+                if isinstance(value, dict):
+                    value = {**value, "next": new_due.isoformat()}
+                else:
+                    value = new_due.isoformat()
+                task._set_internal_data(event_value=value, qifu_provisional=provisional)
+
+            return self._step(session, instance, workflow, self.clock.now(), actor, "timer_rescheduled", act,
+                              task=task, details={"timer": timer_id, "from": old.isoformat(),
+                                                  "to": new_due.isoformat(), "reason": reason.strip(),
+                                                  "provisional": provisional})
+
+    # -- reading ------------------------------------------------------------------------------------------
+    def workflow(self, session: Session, instance_id: int) -> tuple[Instance, BpmnWorkflow]:
+        return self._load(session, instance_id)
+
+    def _load(self, session: Session, instance_id: int) -> tuple[Instance, BpmnWorkflow]:
+        instance = session.get(Instance, instance_id)
+        if instance is None:
+            raise NotFoundError(f"案件不存在: {instance_id}")
+        deployment = session.get(Deployment, instance.deployment_id)
+        spec, subs = load_specs(deployment)
+        return instance, load_state(instance.state_json, spec, subs)
+
+    # -- the one way in -------------------------------------------------------------------------------
+    def _step(self, session: Session, instance: Instance, workflow: BpmnWorkflow, now: datetime,
+              actor: str | None, action: str, act: Callable[[BpmnWorkflow, list[Any]], None], *,
+              task: Any = None, details: dict[str, Any] | None = None) -> StepResult:
+        if instance.status != "running" and action != "started":
+            raise ConflictError("案件已结束")
+        ctx = StepContext(session, instance, now, load_calendar(session), actor, self.services)
+        engine = StepScriptEngine(ctx)
+        workflow.script_engine = engine
+        completed: list[Any] = []
+        try:
+            act(workflow, completed)
+            workflow.do_engine_steps(did_complete_task=completed.append)
+        except QifuError:
+            raise
+        except SpiffWorkflowException as exc:
+            cause = getattr(exc, "exception", None) or exc.__cause__
+            if isinstance(cause, QifuError):
+                raise cause from None
+            element = getattr(getattr(exc, "task_spec", None), "bpmn_id", None)
+            raise ServiceTaskError(f"流程执行出错: {exc}", element=element) from None
+
+        evaluate = engine.evaluate
+        opened, closed = tasks.sync_open_tasks(session, instance.id, workflow, now, evaluate)
+        if action == "timer_rescheduled":
+            tasks.refresh_due(session, instance.id, workflow)
+        scheduled, cancelled = jobs.sync_timers(session, instance.id, workflow, now)
+
+        before = json.loads(instance.data_json or "{}")
+        after = dict(before)
+        for t in completed:
+            after.update(_jsonable(t.data))
+        data_set = {k: v for k, v in after.items() if k not in before or before[k] != v}
+
+        active = [{**_element(t), "state": "ready"} for t in tasks.ready_user_tasks(workflow)]
+        active += [{**_element(t), "state": "waiting"} for t in workflow.event_manager.tasks.values()]
+        payload = {
+            "data_set": data_set,
+            "completed": [_element(t) for t in completed if t.task_spec.bpmn_id],
+            "active": active,
+            "timers_scheduled": [{"element": r.spec_id, "task": r.task_guid, "due_at": to_utc(r.due_at).isoformat(),
+                                  "provisional": r.provisional, "occurrence": r.occurrence} for r in scheduled],
+            "timers_cancelled": [{"element": r.spec_id, "task": r.task_guid} for r in cancelled],
+            "details": _jsonable(details or {}),
+        }
+        if ctx.notes:
+            payload["notes"] = _jsonable(ctx.notes)
+        event = history.append(session, instance, at=now, actor=actor, action=action,
+                               task_guid=str(task.id) if task is not None else None,
+                               spec_id=task.task_spec.bpmn_id if task is not None else None, payload=payload)
+        if workflow.completed:
+            instance.status = "completed"
+            instance.ended_at = now
+        instance.state_json = dump_state(workflow)
+        instance.data_json = json.dumps(after, ensure_ascii=False, default=str)
+        instance.updated_at = now
+        session.flush()
+        return StepResult(instance.id, instance.business_key, instance.status, instance.version, event.seq,
+                          [str(t.id) for t in opened])

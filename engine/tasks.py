@@ -1,0 +1,149 @@
+"""Human tasks (Camunda's TaskService): open-task rows derived from READY user tasks, and claiming.
+
+:func:`sync_open_tasks` runs at the end of every step (called by :mod:`engine.runtime`): a READY user task
+without a row gets one (candidate groups from ``camunda:candidateGroups`` — an ``${…}`` expression may pick
+the group from case data — else the lane; due from ``camunda:dueDate`` or the earliest timer attached to the
+task); rows of tasks that are no longer READY are deleted. Claiming changes only the row, never the case.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+from SpiffWorkflow.util.task import TaskState
+
+from .bpmn import camunda_expression, timer_definition
+from .clock import to_utc
+from .errors import ConflictError, NotFoundError
+from .models import HumanTask
+
+
+def split_groups(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple, set)):
+        return [str(v).strip() for v in value if str(v).strip()]
+    return [g.strip() for g in str(value).split(",") if g.strip()]
+
+
+def _attribute(task: Any, name: str, evaluate: Callable[[Any, str], Any]) -> Any:
+    value = (getattr(task.task_spec, "extensions", None) or {}).get(name)
+    if value and value.strip().startswith("${"):
+        return evaluate(task, camunda_expression(value))
+    return value
+
+
+def attached_timer_due(task: Any) -> tuple[datetime | None, bool]:
+    """Earliest due instant among waiting timers attached (as boundary events) to ``task``."""
+    parent = task.parent
+    best, provisional = None, False
+    if parent is None:
+        return None, False
+    for sibling in parent.children:
+        if sibling is task or timer_definition(sibling.task_spec) is None:
+            continue
+        value = sibling._get_internal_data("event_value")
+        if isinstance(value, dict):
+            value = value.get("next")
+        if value:
+            due = to_utc(value)
+            if best is None or due < best:
+                best, provisional = due, bool(sibling._get_internal_data("qifu_provisional", False))
+    return best, provisional
+
+
+def ready_user_tasks(workflow: Any) -> list[Any]:
+    return [t for t in workflow.get_tasks(state=TaskState.READY) if t.task_spec.manual]
+
+
+def sync_open_tasks(session: Session, instance_id: int, workflow: Any, now: datetime,
+                    evaluate: Callable[[Any, str], Any]) -> tuple[list[Any], list[str]]:
+    """Bring the instance's human_task rows in line with its READY user tasks.
+
+    Returns (newly opened tasks, guids of closed rows) for the history event.
+    """
+    ready = {str(t.id): t for t in ready_user_tasks(workflow)}
+    rows = {r.task_guid: r for r in session.scalars(select(HumanTask).where(HumanTask.instance_id == instance_id))}
+    closed = [guid for guid in rows if guid not in ready]
+    for guid in closed:
+        session.delete(rows[guid])
+    opened = []
+    for guid, task in ready.items():
+        if guid in rows:
+            continue
+        due, provisional = attached_timer_due(task)
+        due_expr = _attribute(task, "dueDate", evaluate)
+        if due_expr:
+            due, provisional = to_utc(due_expr), False
+        groups = split_groups(_attribute(task, "candidateGroups", evaluate)) or split_groups(task.task_spec.lane)
+        assignee = _attribute(task, "assignee", evaluate)
+        session.add(HumanTask(
+            instance_id=instance_id, task_guid=guid, spec_id=task.task_spec.bpmn_id or task.task_spec.name,
+            name=task.task_spec.bpmn_name, lane=task.task_spec.lane, candidate_groups=",".join(groups),
+            assignee=str(assignee) if assignee else None, due_at=due, due_provisional=provisional, created_at=now))
+        opened.append(task)
+    return opened, closed
+
+
+def refresh_due(session: Session, instance_id: int, workflow: Any) -> None:
+    """Recompute due dates of open rows from their attached timers (after a timer was rescheduled)."""
+    for row in session.scalars(select(HumanTask).where(HumanTask.instance_id == instance_id)):
+        task = workflow.get_task_from_id(UUID(row.task_guid))
+        if task is None or (getattr(task.task_spec, "extensions", None) or {}).get("dueDate"):
+            continue
+        row.due_at, row.due_provisional = attached_timer_due(task)
+
+
+# --- claiming ------------------------------------------------------------------------------------------
+def get_task(session: Session, task_guid: str) -> HumanTask:
+    row = session.scalar(select(HumanTask).where(HumanTask.task_guid == task_guid))
+    if row is None:
+        raise NotFoundError(f"任务不存在或已办结: {task_guid}")
+    return row
+
+
+def claim(session: Session, task_guid: str, user: str) -> HumanTask:
+    """Take an unassigned task; a compare-and-set so two clerks cannot both claim it."""
+    row = get_task(session, task_guid)
+    if row.assignee == user:
+        return row
+    result = session.execute(update(HumanTask).where(HumanTask.task_guid == task_guid,
+                                                     HumanTask.assignee.is_(None)).values(assignee=user))
+    if result.rowcount != 1:
+        raise ConflictError(f"任务已被 {row.assignee} 认领")
+    session.refresh(row)
+    return row
+
+
+def unclaim(session: Session, task_guid: str, user: str) -> HumanTask:
+    row = get_task(session, task_guid)
+    if row.assignee != user:
+        raise ConflictError("只能退回自己认领的任务")
+    row.assignee = None
+    return row
+
+
+def reassign(session: Session, task_guid: str, user: str | None) -> HumanTask:
+    """A supervisor's move: give the task to ``user`` (or back to the group with None)."""
+    row = get_task(session, task_guid)
+    row.assignee = user
+    return row
+
+
+def open_tasks(session: Session, *, groups: list[str] | None = None, user: str | None = None,
+               instance_id: int | None = None) -> list[HumanTask]:
+    """Open tasks assigned to ``user`` or offered to any of ``groups`` (all open tasks when both are None)."""
+    query = select(HumanTask).order_by(HumanTask.due_at.is_(None), HumanTask.due_at, HumanTask.id)
+    if instance_id is not None:
+        query = query.where(HumanTask.instance_id == instance_id)
+    rows = list(session.scalars(query))
+    if groups is None and user is None:
+        return rows
+    wanted = set(groups or [])
+    return [r for r in rows if (user and r.assignee == user)
+            or (r.assignee is None and wanted.intersection(split_groups(r.candidate_groups)))]

@@ -1,0 +1,79 @@
+"""``qifu init``, ``qifu serve``, ``qifu worker``: set up the database, run the web server and the timers."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+
+import click
+
+from . import main, pass_state, reports_errors
+
+DEMO_DIR = Path(__file__).resolve().parent.parent / "demo"
+
+
+@main.command()
+@click.option("--demo", is_flag=True, help="also deploy the demo diagram and start demo cases")
+@pass_state
+@reports_errors
+def init(state, demo: bool) -> None:  # noqa: ANN001
+    """Create or upgrade the database, seed the working-day calendar (and demo data)."""
+    from engine import calendar, migrate
+
+    migrate.upgrade(state.engine.url)
+    with state.engine.session() as session:
+        days = calendar.seed_from_chinesecalendar(session, state.engine.clock.now())
+    click.echo(f"数据库已就绪: {state.engine.url}；工作日历写入 {days} 天")
+    if demo:
+        from web.demo import load_demo
+
+        click.echo(load_demo(state.engine))
+
+
+def _scheduler(engine):  # noqa: ANN001, ANN202
+    from engine import jobs
+
+    def next_due():  # noqa: ANN202
+        with engine.session() as session:
+            return jobs.next_due(session)
+
+    return jobs.TimerScheduler(engine.runtime.run_due_timers, next_due)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--no-timers", is_flag=True, help="do not run the timer executor in this process")
+@pass_state
+def serve(state, host: str, port: int, no_timers: bool) -> None:  # noqa: ANN001
+    """Run the web UI with the timer executor."""
+    from web.app import create_app
+
+    app = create_app(engine=state.engine)
+    scheduler = None if no_timers else _scheduler(state.engine)
+    if scheduler:
+        scheduler.start()
+    click.echo(f"Qifu 运行于 http://{host}:{port}/ (数据库 {state.engine.url})")
+    try:
+        app.run(host=host, port=port, threaded=True, use_reloader=False)
+    finally:
+        if scheduler:
+            scheduler.shutdown()
+
+
+@main.command()
+@pass_state
+def worker(state) -> None:  # noqa: ANN001
+    """Run only the timer executor (for deployments with several processes)."""
+    scheduler = _scheduler(state.engine)
+    scheduler.start()
+    click.echo("定时器执行器已启动 (Ctrl+C 退出)")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        scheduler.shutdown()
