@@ -82,7 +82,7 @@ def sync_timers(session: Session, instance_id: int, workflow: Any, now: datetime
             task, due = wanted[key]
             if to_utc(row.due_at) != due:
                 row.due_at = due
-                row.provisional = bool(task._get_internal_data("qifu_provisional", False))
+            row.provisional = bool(task._get_internal_data("qifu_provisional", False))
     for key, (task, due) in wanted.items():
         if key in open_rows:
             continue

@@ -354,6 +354,43 @@ class Runtime:
                                                   "to": new_due.isoformat(), "reason": reason.strip(),
                                                   "provisional": provisional})
 
+    def recompute_timer(self, timer_id: int, *, reason: str, actor: str | None = None) -> dict[str, Any] | None:
+        """Re-evaluate a waiting timer's expression against today's calendar (after a schedule was loaded).
+
+        The expression is evaluated as it was when the timer started waiting: same task data, the clock set
+        back to that instant. If the due instant or its provisional flag changes, the timer row and the task
+        are updated in one step whose history event records old, new and why. Returns the change or None.
+        """
+        with self._transaction() as session:
+            timer = session.get(Timer, timer_id)
+            if timer is None or timer.status != "waiting" or timer.kind == "cycle":
+                return None
+            instance, workflow = self._load(session, timer.instance_id)
+            task = workflow.get_task_from_id(UUID(timer.task_guid))
+            evaluated_at = task._get_internal_data("qifu_evaluated_at") if task is not None else None
+            if evaluated_at is None:
+                return None
+            then = to_utc(evaluated_at)
+            probe = StepScriptEngine(StepContext(session, instance, then, load_calendar(session), actor,
+                                                 self.services))
+            definition = task.task_spec.event_definition
+            with track_provisional() as tracker:
+                value = compute_timer_value(definition.kind, probe.evaluate(task, definition.expression), then)
+            old_due, new_due = to_utc(timer.due_at), to_utc(value)
+            if old_due == new_due and bool(timer.provisional) == tracker.provisional:
+                return None
+            change = {"timer": timer_id, "instance": instance.id, "element": timer.spec_id,
+                      "from": old_due.isoformat(), "to": new_due.isoformat(),
+                      "was_provisional": bool(timer.provisional), "provisional": tracker.provisional,
+                      "reason": reason}
+
+            def act(wf: BpmnWorkflow, completed: list[Any]) -> None:
+                task._set_internal_data(event_value=new_due.isoformat(), qifu_provisional=tracker.provisional)
+
+            self._step(session, instance, workflow, self.clock.now(), actor, "deadline_recomputed", act,
+                       task=task, details=change)
+            return change
+
     # -- reading ------------------------------------------------------------------------------------------
     def workflow(self, session: Session, instance_id: int) -> tuple[Instance, BpmnWorkflow]:
         return self._load(session, instance_id)
@@ -390,7 +427,7 @@ class Runtime:
 
         evaluate = engine.evaluate
         opened, closed = tasks.sync_open_tasks(session, instance.id, workflow, now, evaluate)
-        if action == "timer_rescheduled":
+        if action in ("timer_rescheduled", "deadline_recomputed"):
             tasks.refresh_due(session, instance.id, workflow)
         scheduled, cancelled = jobs.sync_timers(session, instance.id, workflow, now)
 
