@@ -54,6 +54,9 @@ _ISO_DURATION = re.compile(r"^P(?!$)(\d+(\.\d+)?Y)?(\d+(\.\d+)?M)?(\d+(\.\d+)?W)
 _ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}(T[\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$")
 _ISO_CYCLE = re.compile(r"^R\d*/", re.I)
 _CAMUNDA_EXPR = re.compile(r"^\$\{(.*)\}$", re.S)
+# Looks like an attempt at an ISO 8601 value: kept as a literal, so a typo is refused as unparsable
+# instead of being read as a variable name.
+_ISO_LIKE = re.compile(r"^(R\d*/|PT?\d|\d{4}-\d)", re.I)
 
 
 def camunda_expression(text: str | None) -> str | None:
@@ -68,7 +71,8 @@ def camunda_expression(text: str | None) -> str | None:
     match = _CAMUNDA_EXPR.match(value)
     if match:
         return match.group(1).strip()
-    if _ISO_DURATION.match(value) or _ISO_DATETIME.match(value) or _ISO_CYCLE.match(value):
+    if _ISO_DURATION.match(value) or _ISO_DATETIME.match(value) or _ISO_CYCLE.match(value) \
+            or _ISO_LIKE.match(value):
         return repr(value)
     return value
 

@@ -22,12 +22,12 @@ from functools import cache
 from typing import Any
 
 from lxml import etree
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnValidator
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.camunda.specs.user_task import UserTask
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from .bpmn import ExternalServiceTask, QifuParser, camunda_expression, make_serializer, timer_definition
 from .errors import DeploymentError, ExpressionError
@@ -97,10 +97,6 @@ def _describe(node: etree._Element) -> str:
 def _check_schema(root: etree._Element, filename: str | None) -> None:
     if etree.QName(root).namespace != BPMN_NS or etree.QName(root).localname != "definitions":
         raise DeploymentError("根元素必须是 BPMN 2.0 的 bpmn:definitions (not a BPMN 2.0 file)")
-    try:
-        _validator().validate(root, filename)
-    except ValidationException as exc:
-        raise DeploymentError(f"不符合 BPMN 2.0 模式 (schema error, line {exc.line_number}): {exc}") from None
     seen: dict[str, etree._Element] = {}
     for node in root.iter(etree.Element):
         ident = node.get("id")
@@ -114,6 +110,10 @@ def _check_schema(root: etree._Element, filename: str | None) -> None:
                 f"元素 id 重复 (duplicate id): {_describe(seen[ident])} 与第 {node.sourceline} 行的 "
                 f"{etree.QName(node).localname}", element=ident)
         seen[ident] = node
+    try:
+        _validator().validate(root, filename)
+    except ValidationException as exc:
+        raise DeploymentError(f"不符合 BPMN 2.0 模式 (schema error, line {exc.line_number}): {exc}") from None
 
 
 def _normalise_conditions(root: etree._Element) -> None:

@@ -23,15 +23,15 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.orm.exc import StaleDataError
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, WorkflowConverter
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
 
 from . import history, jobs, tasks
 from .bpmn import ExternalServiceTask, make_serializer
@@ -135,7 +135,13 @@ class StepScriptEngine(RestrictedScriptEngine):
             topic=spec.topic, params=params, data=dict(my_task.data), session=self.ctx.session,
             instance_id=self.ctx.instance.id, business_key=self.ctx.instance.business_key, task_id=str(my_task.id),
             element_id=spec.bpmn_id, actor=self.ctx.actor, now=self.ctx.now, calendar=self.ctx.calendar)
-        result = reg.handler(call) or {}
+        try:
+            result = reg.handler(call) or {}
+        except QifuError:
+            raise
+        except Exception as exc:
+            raise ServiceTaskError(f"服务任务 '{spec.topic}' 失败: {type(exc).__name__}: {exc}",
+                                   element=spec.bpmn_id) from exc
         if not isinstance(result, dict):
             raise ServiceTaskError(f"服务任务 '{spec.topic}' 返回值必须是字典", element=spec.bpmn_id)
         self.ctx.notes.extend({"element": spec.bpmn_id, "topic": spec.topic, **n} for n in call.notes)
@@ -218,6 +224,11 @@ class Runtime:
         except StaleDataError:
             session.rollback()
             raise ConflictError("案件已被他人更新，请刷新后重试 (the case changed meanwhile)") from None
+        except IntegrityError as exc:
+            session.rollback()
+            if "uq_event_instance_seq" in str(exc.orig):
+                raise ConflictError("案件已被他人更新，请刷新后重试 (the case changed meanwhile)") from None
+            raise
         except BaseException:
             session.rollback()
             raise
@@ -393,10 +404,13 @@ class Runtime:
 
     # -- reading ------------------------------------------------------------------------------------------
     def workflow(self, session: Session, instance_id: int) -> tuple[Instance, BpmnWorkflow]:
-        return self._load(session, instance_id)
+        """Read an instance and its workflow (no lock; for display)."""
+        return self._load(session, instance_id, lock=False)
 
-    def _load(self, session: Session, instance_id: int) -> tuple[Instance, BpmnWorkflow]:
-        instance = session.get(Instance, instance_id)
+    def _load(self, session: Session, instance_id: int, lock: bool = True) -> tuple[Instance, BpmnWorkflow]:
+        # Row lock on PostgreSQL (SQLite's write transactions are already exclusive): a concurrent step on
+        # the same case waits here and then sees the committed state; the version column stays the guard.
+        instance = session.get(Instance, instance_id, with_for_update=lock or None, populate_existing=lock)
         if instance is None:
             raise NotFoundError(f"案件不存在: {instance_id}")
         deployment = session.get(Deployment, instance.deployment_id)
@@ -424,6 +438,8 @@ class Runtime:
                 raise cause from None
             element = getattr(getattr(exc, "task_spec", None), "bpmn_id", None)
             raise ServiceTaskError(f"流程执行出错: {exc}", element=element) from None
+        except Exception as exc:
+            raise ServiceTaskError(f"流程执行出错: {type(exc).__name__}: {exc}") from exc
 
         evaluate = engine.evaluate
         opened, closed = tasks.sync_open_tasks(session, instance.id, workflow, now, evaluate)

@@ -16,6 +16,8 @@ Functions for diagrams (all deadlines come from the working-day calendar, see :m
 
 from __future__ import annotations
 
+import ast
+import builtins
 import operator
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
@@ -60,6 +62,9 @@ _GUARDS: dict[str, Any] = {
     "_inplacevar_": _inplacevar,
 }
 _RESERVED = frozenset(_GUARDS)
+# Python builtins the restricted engine does not offer (open, eval, getattr, vars, ...): naming one is refused
+# at compile time, so the mistake or the attack shows at deploy time instead of when a case reaches it.
+_FORBIDDEN_NAMES = frozenset(n for n in dir(builtins) if n not in _GUARDS["__builtins__"])
 
 
 @lru_cache(maxsize=4096)
@@ -78,12 +83,21 @@ def _compile(source: str, mode: str) -> CodeType:
         raise ExpressionError("表达式为空 (empty expression)")
     if len(source) > MAX_EXPRESSION_LENGTH:
         raise ExpressionError(f"表达式过长 (over {MAX_EXPRESSION_LENGTH} characters)")
+    try:
+        tree = ast.parse(source.strip() if mode == "eval" else source, mode=mode)
+    except SyntaxError as exc:
+        raise ExpressionError(f"表达式语法错误 (syntax error): {exc.msg}", source=source) from None
+    if any(isinstance(node, (ast.Import, ast.ImportFrom)) for node in ast.walk(tree)):
+        raise ExpressionError("表达式中不允许 import (imports are not allowed)", source=source)
     compiler = compile_restricted_eval if mode == "eval" else compile_restricted_exec
     result = compiler(source.strip() if mode == "eval" else source, filename="<diagram>")
     if result.errors or result.code is None:
         raise ExpressionError(
             "表达式不被允许 (refused by the restricted engine): " + "; ".join(result.errors), source=source
         )
+    forbidden = sorted(set(result.used_names) & _FORBIDDEN_NAMES)
+    if forbidden:
+        raise ExpressionError(f"表达式使用了不允许的名称 (not available): {', '.join(forbidden)}", source=source)
     return result.code
 
 

@@ -13,9 +13,9 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
-from SpiffWorkflow.util.task import TaskState
 
 from .bpmn import camunda_expression, timer_definition
 from .clock import to_utc

@@ -50,7 +50,9 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def pg_admin_url() -> str:
     if not PG_URL:
-        pytest.skip("PostgreSQL not configured (set QIFU_TEST_PG_URL; .ci/run does)")
+        if os.environ.get("QIFU_REQUIRE_PG"):
+            pytest.fail("QIFU_REQUIRE_PG is set but QIFU_TEST_PG_URL is not: PostgreSQL did not start")
+        pytest.skip("PostgreSQL not configured (set QIFU_TEST_PG_URL; make test does when postgresql is installed)")
     return PG_URL
 
 
