@@ -8,7 +8,7 @@ Application tables (cases, units, ...) belong to ``web``/``handlers`` and share 
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy import (
     Boolean,
@@ -19,6 +19,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -28,7 +29,30 @@ class Base(DeclarativeBase):
     pass
 
 
-UTCDateTime = DateTime(timezone=True)
+class _UTCDateTime(TypeDecorator):
+    """Timestamps stored as UTC and always read back timezone-aware.
+
+    PostgreSQL keeps the zone; SQLite hands back naive values (UTC wall time). Without this, code that reads a
+    due instant back from SQLite could take it for Shanghai wall time and fire a timer eight hours early.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:  # noqa: ANN001
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: the engine stores aware UTC instants only")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:  # noqa: ANN001
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+UTCDateTime = _UTCDateTime()
 
 
 class Deployment(Base):

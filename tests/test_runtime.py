@@ -226,3 +226,18 @@ def test_killed_process_leaves_last_committed_step(engine, crash_case, db_url) -
     assert _snapshot(engine, started.instance_id) == before
     engine.runtime.complete_task(task.task_guid, {"note": "again"}, actor="bob")
     assert _open(engine, started.instance_id, "after") is not None
+
+
+@pytest.mark.req("BP-3")
+def test_timer_does_not_fire_before_its_due_instant(engine, simple, clock) -> None:
+    """Due instants read back from the database are UTC (SQLite returns them naive): never early by 8 hours."""
+    with engine.session() as s:
+        timer = s.scalar(select(Timer).where(Timer.instance_id == simple.instance_id))
+        assert timer.due_at.tzinfo is not None
+        assert timer.due_at.isoformat() == "2026-10-09T15:59:59+00:00"
+    clock.set("2026-10-09T23:59:58")        # Shanghai wall time, one second before the deadline ends
+    assert engine.runtime.fire_timer(timer.id) is False
+    assert engine.runtime.run_due_timers() == 0
+    clock.set("2026-10-10T00:00:00")
+    assert engine.runtime.fire_timer(timer.id) is True
+    assert engine.runtime.fire_timer(timer.id) is False
