@@ -67,8 +67,9 @@ class Deployment(Base):
     name: Mapped[str | None] = mapped_column(String(400))
     content_hash: Mapped[str] = mapped_column(String(64), index=True)
     filename: Mapped[str | None] = mapped_column(String(400))
-    xml: Mapped[str] = mapped_column(Text)
-    spec_json: Mapped[str] = mapped_column(Text)
+    # Large and immutable: loaded only when asked for (the parsed spec is cached in memory per version).
+    xml: Mapped[str] = mapped_column(Text, deferred=True)
+    spec_json: Mapped[str] = mapped_column(Text, deferred=True)
     deployed_at: Mapped[datetime] = mapped_column(UTCDateTime)
     deployed_by: Mapped[str | None] = mapped_column(String(200))
 
