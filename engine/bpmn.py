@@ -10,6 +10,7 @@ adds, and nothing else:
   ``assignee`` and ``dueDate`` in the spec's extensions.
 - timer event definitions whose due instant is computed *once* (through the engine's clock and working-day
   calendar) and which fire only when the job executor says so — see :mod:`engine.jobs`.
+- :class:`QifuBoundaryEventJoin` — branches a non-interrupting ``R3/P1D`` cycle started outlive the activity.
 - :func:`camunda_expression` — ``P3D`` / ``R3/P1D`` / ISO dates as literals, ``${…}`` as Python expressions.
 
 The specs call back into the workflow's script engine (``run_service`` / ``timer_due``), which
@@ -25,9 +26,10 @@ from SpiffWorkflow.bpmn.parser.BpmnParser import full_tag
 from SpiffWorkflow.bpmn.parser.TaskParser import TaskParser
 from SpiffWorkflow.bpmn.parser.util import first
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
-from SpiffWorkflow.bpmn.serializer.default.task_spec import BpmnTaskSpecConverter
+from SpiffWorkflow.bpmn.serializer.default.task_spec import BpmnTaskSpecConverter, EventJoinConverter
 from SpiffWorkflow.bpmn.serializer.helpers.spec import EventDefinitionConverter
 from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer
+from SpiffWorkflow.bpmn.specs.control import BoundaryEventJoin
 from SpiffWorkflow.bpmn.specs.defaults import ServiceTask
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     CycleTimerEventDefinition,
@@ -221,6 +223,31 @@ class QifuCycleTimerEventDefinition(CycleTimerEventDefinition):
                 child.task_spec._update(child)
 
 
+class QifuBoundaryEventJoin(BoundaryEventJoin):
+    """The join after an activity with boundary events, keeping what a non-interrupting cycle started.
+
+    SpiffWorkflow hangs each branch a cycle timer starts under the cycle's (still waiting) event task, so
+    when the activity finishes and the join cancels the waiting cycle, ``Task.cancel`` would drop those
+    branches too — a reminder task created by an earlier firing would vanish. A non-interrupting branch is
+    independent of the activity (BPMN): here the cycle stops (no further occurrences) and its branches run on.
+    """
+
+    def _check_threshold_structured(self, my_task):
+        finished, cancel = super()._check_threshold_structured(my_task)
+        if finished:
+            for task in [t for t in cancel if self._cycle_with_branches(t)]:
+                cancel.remove(task)
+                task._set_state(TaskState.CANCELLED)  # unlike task.cancel(): the children stay
+                task.workflow.top_workflow.event_manager.remove_task(task)
+                task.internal_data.pop("event_value", None)
+        return finished, cancel
+
+    def _cycle_with_branches(self, task) -> bool:
+        return (task.state == TaskState.WAITING and not getattr(task.task_spec, "cancel_activity", True)
+                and isinstance(timer_definition(task.task_spec), QifuCycleTimerEventDefinition)
+                and any(child.task_spec is not self for child in task.children))
+
+
 class _TimerParserMixin:
     def parse_timer_event(self, event):
         description = self.get_event_description(event)
@@ -254,6 +281,13 @@ class QifuParser(CamundaParser):
     OVERRIDE_PARSER_CLASSES[full_tag("userTask")] = (QifuUserTaskParser, UserTask)
     del _tag, _parser
 
+    def get_spec(self, process_id, required=True):
+        spec = super().get_spec(process_id, required)
+        for task_spec in getattr(spec, "task_specs", {}).values():
+            if type(task_spec) is BoundaryEventJoin:
+                task_spec.__class__ = QifuBoundaryEventJoin  # same state; see QifuBoundaryEventJoin
+        return spec
+
 
 class _TimerConverter(EventDefinitionConverter):
     def to_dict(self, event_definition):
@@ -265,6 +299,7 @@ class _TimerConverter(EventDefinitionConverter):
 def make_serializer() -> BpmnWorkflowSerializer:
     config = dict(CAMUNDA_CONFIG)
     config[ExternalServiceTask] = ExternalServiceTaskConverter
+    config[QifuBoundaryEventJoin] = EventJoinConverter
     for cls in (QifuTimeDateEventDefinition, QifuDurationTimerEventDefinition, QifuCycleTimerEventDefinition):
         config[cls] = _TimerConverter
     return BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(config))

@@ -129,15 +129,20 @@ def next_due(session: Session) -> datetime | None:
 
 
 class TimerScheduler:
-    """Wakes the executor when the next timer is due (APScheduler), plus a safety-net poll."""
+    """Wakes the executor when the next timer is due (APScheduler), plus a safety-net poll.
+
+    After a run, a row that is still due could not be fired just now (its case was busy, its step failed and
+    awaits a retry): it is tried again after ``retry_seconds``, not at once, so the executor never spins.
+    """
 
     def __init__(self, run_due: Callable[[], int], next_due_at: Callable[[], datetime | None],
-                 poll_seconds: float = 30.0) -> None:
+                 poll_seconds: float = 30.0, retry_seconds: float = 5.0) -> None:
         from apscheduler.schedulers.background import BackgroundScheduler
 
         self._run_due = run_due
         self._next_due_at = next_due_at
         self._poll = poll_seconds
+        self._retry = min(retry_seconds, poll_seconds)
         self._lock = threading.Lock()
         self.scheduler = BackgroundScheduler(timezone="UTC")
 
@@ -170,5 +175,6 @@ class TimerScheduler:
         due = self._next_due_at()
         if due is None:
             return
-        when = max(due, datetime.now(UTC) + timedelta(milliseconds=50))
+        now = datetime.now(UTC)
+        when = due if due > now else now + timedelta(seconds=self._retry)
         self.scheduler.add_job(self.tick, "date", run_date=when, id="qifu-next", replace_existing=True)
