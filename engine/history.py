@@ -31,10 +31,14 @@ def canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-def _iso(at: datetime) -> str:
+def _utc(at: datetime) -> datetime:
     if at.tzinfo is None:  # SQLite hands back naive UTC
         at = at.replace(tzinfo=UTC)
-    return at.astimezone(UTC).isoformat(timespec="microseconds")
+    return at.astimezone(UTC)
+
+
+def _iso(at: datetime) -> str:
+    return _utc(at).isoformat(timespec="microseconds")
 
 
 def event_hash(prev_hash: str, *, instance_id: int, seq: int, at: datetime, actor: str | None, action: str,
@@ -69,37 +73,101 @@ class Problem:
     reason: str
 
     def __str__(self) -> str:
-        where = f"event id={self.event_id} seq={self.seq}" if self.event_id is not None else f"seq={self.seq}"
-        return f"instance {self.instance_id}, {where}: {self.reason}"
+        if self.event_id is not None:
+            where = f"event id={self.event_id} seq={self.seq}: "
+        else:
+            where = f"seq={self.seq}: " if self.seq is not None else ""
+        return f"instance {self.instance_id}, {where}{self.reason}"
 
 
 def verify(session: Session, instance_ids: Iterable[int] | None = None) -> list[Problem]:
-    """Check every chain; return the problems found (empty when the history is intact)."""
+    """Check every chain; return the problems found (empty when the history is intact).
+
+    Each problem names the row: an edited row by its id and seq; an inserted row by its id and seq (found
+    because the next genuine row, or the instance head, still links to the row before it); a deleted row by
+    the seq that is missing (its id is gone with it).
+    """
     query = select(Instance.id, Instance.history_seq, Instance.history_hash).order_by(Instance.id)
     if instance_ids is not None:
         query = query.where(Instance.id.in_(list(instance_ids)))
     problems: list[Problem] = []
     for inst_id, head_seq, head_hash in session.execute(query).all():
-        events = session.scalars(select(Event).where(Event.instance_id == inst_id).order_by(Event.seq, Event.id))
-        prev, expected_seq = GENESIS, 1
-        for ev in events:
-            if ev.seq != expected_seq:
-                kind = "inserted" if ev.seq < expected_seq else "deleted before it"
-                problems.append(Problem(inst_id, ev.id, ev.seq, f"sequence gap or duplicate (row {kind}); "
-                                                                 f"expected seq {expected_seq}"))
-            if ev.prev_hash != prev:
-                problems.append(Problem(inst_id, ev.id, ev.seq, "prev_hash does not match the previous row "
-                                                                 "(a row was inserted, deleted or edited)"))
-            digest = event_hash(ev.prev_hash, instance_id=ev.instance_id, seq=ev.seq, at=ev.at, actor=ev.actor,
-                                action=ev.action, task_guid=ev.task_guid, spec_id=ev.spec_id, payload=ev.payload)
-            if digest != ev.hash:
-                problems.append(Problem(inst_id, ev.id, ev.seq, "content does not match its hash (row edited)"))
-            prev, expected_seq = ev.hash, ev.seq + 1
-        if expected_seq - 1 != (head_seq or 0) or prev != (head_hash or GENESIS):
-            problems.append(Problem(inst_id, None, head_seq,
-                                    f"chain ends at seq {expected_seq - 1} but the instance head says "
-                                    f"{head_seq} (newest rows deleted or head edited)"))
+        rows = list(session.scalars(select(Event).where(Event.instance_id == inst_id).order_by(Event.seq, Event.id)))
+        problems.extend(_verify_chain(inst_id, rows, head_seq or 0, head_hash or GENESIS))
+    orphans = select(Event).where(Event.instance_id.not_in(select(Instance.id))).order_by(Event.id)
+    if instance_ids is not None:
+        orphans = orphans.where(Event.instance_id.in_(list(instance_ids)))
+    for ev in session.scalars(orphans):
+        problems.append(Problem(ev.instance_id, ev.id, ev.seq, "row of a case that does not exist (inserted, "
+                                                               "or its case was deleted)"))
     return problems
+
+
+def _verify_chain(inst_id: int, rows: list[Event], head_seq: int, head_hash: str) -> list[Problem]:
+    problems: list[Problem] = []
+    position = {GENESIS: -1}  # hash → index of the row that produced it (-1: the start of the chain)
+    inserted: set[int] = set()
+
+    def mark_inserted(after: int, before: int, why: str) -> None:
+        for row in rows[after + 1:before]:
+            if row.id not in inserted:
+                inserted.add(row.id)
+                problems.append(Problem(inst_id, row.id, row.seq, f"row inserted: {why}"))
+
+    prev, expected = GENESIS, 1
+    for i, ev in enumerate(rows):
+        digest = event_hash(ev.prev_hash, instance_id=ev.instance_id, seq=ev.seq, at=ev.at, actor=ev.actor,
+                            action=ev.action, task_guid=ev.task_guid, spec_id=ev.spec_id, payload=ev.payload)
+        if digest != ev.hash:
+            problems.append(Problem(inst_id, ev.id, ev.seq, "row edited: its content does not match its hash"))
+        if ev.prev_hash != prev:
+            origin = position.get(ev.prev_hash)
+            if origin is not None and origin < i - 1:
+                mark_inserted(origin, i, f"the next row (id={ev.id}) still links to the row before it")
+            elif ev.seq > expected:
+                problems.append(Problem(inst_id, None, expected,
+                                        f"row deleted: seq {_span(expected, ev.seq - 1)} missing before "
+                                        f"row id={ev.id} seq={ev.seq}"))
+            elif i > 0 and digest == ev.hash:
+                # this row is intact, so its prev_hash is the previous row's original hash
+                before = rows[i - 1]
+                problems.append(Problem(inst_id, before.id, before.seq, f"row edited and its hash recomputed: "
+                                                                         f"the next row (id={ev.id}) links to its "
+                                                                         f"original hash"))
+            elif i > 0:
+                before = rows[i - 1]
+                problems.append(Problem(inst_id, ev.id, ev.seq, f"chain broken: this row does not link to row "
+                                                                 f"id={before.id} seq={before.seq}"))
+            else:
+                problems.append(Problem(inst_id, ev.id, ev.seq, "chain broken: the first row does not start "
+                                                                 "the chain (edited or inserted)"))
+        elif ev.seq != expected:
+            problems.append(Problem(inst_id, ev.id, ev.seq, f"row edited: seq {ev.seq}, expected {expected}"))
+        position.setdefault(ev.hash, i)
+        prev, expected = ev.hash, ev.seq + 1
+
+    last_seq = rows[-1].seq if rows else 0
+    if prev != head_hash or last_seq != head_seq:
+        origin = position.get(head_hash)
+        if origin is not None and origin < len(rows) - 1:
+            mark_inserted(origin, len(rows), f"the case's chain head is seq {head_seq}")
+        elif last_seq < head_seq:
+            problems.append(Problem(inst_id, None, last_seq + 1,
+                                    f"row deleted: newest seq {_span(last_seq + 1, head_seq)} missing "
+                                    f"(the case's chain head is seq {head_seq})"))
+        elif rows and last_seq == head_seq:
+            problems.append(Problem(inst_id, rows[-1].id, last_seq, "row edited and its hash recomputed: the "
+                                                                    "case's chain head has its original hash"))
+        else:
+            problems.append(Problem(inst_id, rows[-1].id if rows else None, last_seq or None,
+                                    f"chain head mismatch: the case says seq {head_seq}, the chain ends at "
+                                    f"seq {last_seq} (rows or the head edited)"))
+    # an inserted row with a made-up hash is also "edited"; saying "inserted" once is enough
+    return [p for p in problems if not (p.event_id in inserted and p.reason.startswith("row edited"))]
+
+
+def _span(first: int, last: int) -> str:
+    return str(first) if first == last else f"{first}..{last}"
 
 
 # --- replay ---------------------------------------------------------------------------------------------
@@ -127,7 +195,7 @@ def replay(session: Session, instance_id: int, step: int | None = None) -> Repla
     state = ReplayState(instance_id, 0, None, None, None)
     for ev in session.scalars(query):
         payload = json.loads(ev.payload)
-        state.step, state.at, state.actor, state.action = ev.seq, ev.at, ev.actor, ev.action
+        state.step, state.at, state.actor, state.action = ev.seq, _utc(ev.at), ev.actor, ev.action
         state.data.update(payload.get("data_set", {}))
         for key in payload.get("data_unset", []):
             state.data.pop(key, None)

@@ -6,7 +6,7 @@ import json
 import sys
 
 import click
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from engine import history
 from engine.errors import NotFoundError
@@ -27,12 +27,13 @@ def verify(state) -> None:  # noqa: ANN001
     """Check every event row; exit 1 and name each bad row if anything was edited, inserted or deleted."""
     with state.engine.session() as session:
         problems = history.verify(session)
-        count = session.scalar(select(Instance.id).order_by(Instance.id.desc()).limit(1)) or 0
+        count = session.scalar(select(func.count()).select_from(Instance)) or 0
     if state.json:
         state.out("", {"ok": not problems, "problems": [p.__dict__ for p in problems]})
     elif problems:
         for p in problems:
             click.echo(f"篡改: {p}", err=True)
+        click.echo(f"历史记录被篡改 (history tampered): {len(problems)} 处问题", err=True)
     else:
         click.echo(f"历史记录完整 (history intact; {count} case chains checked)")
     if problems:
