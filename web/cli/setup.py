@@ -66,11 +66,11 @@ def serve(state, host: str, port: int, no_timers: bool) -> None:  # noqa: ANN001
 @pass_state
 def worker(state) -> None:  # noqa: ANN001
     """Run only the timer executor (for deployments with several processes)."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())  # before start(): the backlog may take a while
     scheduler = _scheduler(state.engine)
     scheduler.start()
     click.echo("定时器执行器已启动 (Ctrl+C 退出)")
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         stop.wait()
     except KeyboardInterrupt:
