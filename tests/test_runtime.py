@@ -241,3 +241,23 @@ def test_timer_does_not_fire_before_its_due_instant(engine, simple, clock) -> No
     clock.set("2026-10-10T00:00:00")
     assert engine.runtime.fire_timer(timer.id) is True
     assert engine.runtime.fire_timer(timer.id) is False
+
+
+def test_agreed_date_moves_the_deadline_with_its_reason(engine, simple) -> None:
+    """An agreed completion date rewrites the stored due instant of the timer and the task, and says why."""
+    with engine.session() as s:
+        timer = s.scalar(select(Timer).where(Timer.instance_id == simple.instance_id))
+    before = _snapshot(engine, simple.instance_id)
+    with pytest.raises(QifuError):
+        engine.runtime.reschedule_timer(timer.id, "2026-10-20T23:59:59+08:00", reason="  ", actor="bob")
+    assert _snapshot(engine, simple.instance_id) == before
+    engine.runtime.reschedule_timer(timer.id, "2026-10-20T23:59:59+08:00", reason="与企业约定办结时间", actor="bob")
+    with engine.session() as s:
+        moved = s.get(Timer, timer.id)
+        task = s.scalar(select(HumanTask).where(HumanTask.instance_id == simple.instance_id))
+        event = s.scalar(select(Event).where(Event.instance_id == simple.instance_id).order_by(Event.seq.desc()))
+    assert moved.due_at.isoformat() == "2026-10-20T15:59:59+00:00" and moved.status == "waiting"
+    assert task.due_at == moved.due_at
+    details = json.loads(event.payload)["details"]
+    assert event.action == "timer_rescheduled" and event.actor == "bob"
+    assert details["reason"] == "与企业约定办结时间" and details["from"].startswith("2026-10-09T15:59:59")
