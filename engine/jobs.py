@@ -64,8 +64,13 @@ def _boundary_info(task: Any) -> tuple[bool | None, str | None]:
     return bool(spec.cancel_activity), attached
 
 
-def sync_timers(session: Session, instance_id: int, workflow: Any, now: datetime) -> tuple[list[Timer], list[Timer]]:
-    """Make the instance's waiting timer rows match its waiting timer events. Returns (scheduled, cancelled)."""
+def sync_timers(session: Session, instance_id: int, workflow: Any,
+                now: datetime) -> tuple[list[Timer], list[Timer], list[Timer]]:
+    """Make the instance's waiting timer rows match its waiting timer events.
+
+    Returns (scheduled, cancelled, moved): ``moved`` are rows whose due instant or provisional flag changed
+    (an agreed date, a calendar correction), so the caller can bring the tasks they guard along.
+    """
     open_rows = {(r.task_guid, r.occurrence): r for r in session.scalars(
         select(Timer).where(Timer.instance_id == instance_id, Timer.status == "waiting"))}
     wanted: dict[tuple[str, int], Any] = {}
@@ -73,16 +78,17 @@ def sync_timers(session: Session, instance_id: int, workflow: Any, now: datetime
         due = timer_due(task)
         if due is not None:
             wanted[(str(task.id), due[1])] = (task, due[0])
-    scheduled, cancelled = [], []
+    scheduled, cancelled, moved = [], [], []
     for key, row in open_rows.items():
         if key not in wanted:
             row.status = "cancelled"
             cancelled.append(row)
         else:
             task, due = wanted[key]
-            if to_utc(row.due_at) != due:
-                row.due_at = due
-            row.provisional = bool(task._get_internal_data("qifu_provisional", False))
+            provisional = bool(task._get_internal_data("qifu_provisional", False))
+            if to_utc(row.due_at) != due or bool(row.provisional) != provisional:
+                row.due_at, row.provisional = due, provisional
+                moved.append(row)
     for key, (task, due) in wanted.items():
         if key in open_rows:
             continue
@@ -93,7 +99,7 @@ def sync_timers(session: Session, instance_id: int, workflow: Any, now: datetime
                     status="waiting", created_at=now, attempts=0)
         session.add(row)
         scheduled.append(row)
-    return scheduled, cancelled
+    return scheduled, cancelled, moved
 
 
 def due_timer_ids(session: Session, now: datetime, limit: int = 100) -> list[int]:

@@ -192,6 +192,13 @@ def compute_timer_value(kind: str, value: Any, now: datetime) -> Any:
     return to_utc(text).isoformat()
 
 
+def _move_due(task: Any, due: datetime, provisional: bool) -> None:
+    """Rewrite a waiting timer's stored due instant (for a cycle: its next occurrence)."""
+    value = task._get_internal_data("event_value")
+    value = {**value, "next": due.isoformat()} if isinstance(value, dict) else due.isoformat()
+    task._set_internal_data(event_value=value, qifu_provisional=provisional)
+
+
 # --- the runtime ---------------------------------------------------------------------------------------
 @dataclass
 class StepResult:
@@ -353,12 +360,7 @@ class Runtime:
             old = to_utc(timer.due_at)
 
             def act(wf: BpmnWorkflow, completed: list[Any]) -> None:
-                value = task._get_internal_data("event_value")
-                if isinstance(value, dict):
-                    value = {**value, "next": new_due.isoformat()}
-                else:
-                    value = new_due.isoformat()
-                task._set_internal_data(event_value=value, qifu_provisional=provisional)
+                _move_due(task, new_due, provisional)
 
             return self._step(session, instance, workflow, self.clock.now(), actor, "timer_rescheduled", act,
                               task=task, details={"timer": timer_id, "from": old.isoformat(),
@@ -396,7 +398,7 @@ class Runtime:
                       "reason": reason}
 
             def act(wf: BpmnWorkflow, completed: list[Any]) -> None:
-                task._set_internal_data(event_value=new_due.isoformat(), qifu_provisional=tracker.provisional)
+                _move_due(task, new_due, tracker.provisional)
 
             self._step(session, instance, workflow, self.clock.now(), actor, "deadline_recomputed", act,
                        task=task, details=change)
@@ -443,9 +445,9 @@ class Runtime:
 
         evaluate = engine.evaluate
         opened, closed = tasks.sync_open_tasks(session, instance.id, workflow, now, evaluate)
-        if action in ("timer_rescheduled", "deadline_recomputed"):
+        scheduled, cancelled, moved = jobs.sync_timers(session, instance.id, workflow, now)
+        if moved:
             tasks.refresh_due(session, instance.id, workflow)
-        scheduled, cancelled = jobs.sync_timers(session, instance.id, workflow, now)
 
         before = json.loads(instance.data_json or "{}")
         after = dict(before)
