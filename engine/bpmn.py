@@ -11,6 +11,7 @@ adds, and nothing else:
 - timer event definitions whose due instant is computed *once* (through the engine's clock and working-day
   calendar) and which fire only when the job executor says so — see :mod:`engine.jobs`.
 - :class:`QifuBoundaryEventJoin` — branches a non-interrupting ``R3/P1D`` cycle started outlive the activity.
+- :class:`QifuParallelGateway` — a parallel join inside a loop waits for this turn's branches.
 - :func:`camunda_expression` — ``P3D`` / ``R3/P1D`` / ISO dates as literals, ``${…}`` as Python expressions.
 
 The specs call back into the workflow's script engine (``run_service`` / ``timer_due``), which
@@ -23,14 +24,19 @@ import re
 from typing import Any
 
 from SpiffWorkflow.bpmn.parser.BpmnParser import full_tag
+from SpiffWorkflow.bpmn.parser.task_parsers import GatewayParser
 from SpiffWorkflow.bpmn.parser.TaskParser import TaskParser
 from SpiffWorkflow.bpmn.parser.util import first
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
-from SpiffWorkflow.bpmn.serializer.default.task_spec import BpmnTaskSpecConverter, EventJoinConverter
+from SpiffWorkflow.bpmn.serializer.default.task_spec import (
+    BpmnTaskSpecConverter,
+    EventJoinConverter,
+    ParallelGatewayConverter,
+)
 from SpiffWorkflow.bpmn.serializer.helpers.spec import EventDefinitionConverter
 from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.specs.control import BoundaryEventJoin
-from SpiffWorkflow.bpmn.specs.defaults import ServiceTask
+from SpiffWorkflow.bpmn.specs.defaults import ParallelGateway, ServiceTask
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     CycleTimerEventDefinition,
     DurationTimerEventDefinition,
@@ -248,6 +254,43 @@ class QifuBoundaryEventJoin(BoundaryEventJoin):
                 and any(child.task_spec is not self for child in task.children))
 
 
+class QifuParallelGateway(ParallelGateway):
+    """A parallel join that counts only the arrivals of the current turn of a loop.
+
+    SpiffWorkflow 3.2 decides whether a parallel join may fire by looking at every task of the join's spec
+    in the tree. When a case loops back through the join, the join tasks cancelled in an *earlier* turn
+    (the branches that arrived first then) still count as arrived, so in the next turn the join fires after
+    the first branch. Here a finished join task counts only if it finished after the join last fired on
+    this task's own path (the newest completed join task among its ancestors).
+    """
+
+    def _check_threshold_unstructured(self, my_task):
+        tasks = my_task.workflow.get_tasks(spec_name=self.name)
+        fired_before = [t.last_state_change for t in tasks
+                        if t.state == TaskState.COMPLETED and my_task.is_descendant_of(t)]
+        cutoff = max(fired_before, default=None)
+        waiting_inputs = set(self.inputs)
+
+        def remove_ancestor(task):
+            while task is not None:
+                if task.task_spec in waiting_inputs:
+                    waiting_inputs.remove(task.task_spec)
+                    return
+                task = task.parent
+
+        for task in tasks:
+            if task.is_descendant_of(my_task):
+                remove_ancestor(task)  # first turn: a branch reached only after this join fires
+            elif my_task.is_descendant_of(task):
+                continue  # this join's own earlier turns
+            elif (cutoff is not None and task.has_state(TaskState.FINISHED_MASK)
+                  and task.last_state_change <= cutoff):
+                continue  # an arrival of an earlier turn
+            elif task.parent.state == TaskState.COMPLETED and task.parent.task_spec in waiting_inputs:
+                waiting_inputs.remove(task.parent.task_spec)
+        return len(waiting_inputs) == 0
+
+
 class _TimerParserMixin:
     def parse_timer_event(self, event):
         description = self.get_event_description(event)
@@ -279,6 +322,7 @@ class QifuParser(CamundaParser):
         OVERRIDE_PARSER_CLASSES[full_tag(_tag)] = (_with_timers(_parser), OVERRIDE_PARSER_CLASSES[full_tag(_tag)][1])
     OVERRIDE_PARSER_CLASSES[full_tag("serviceTask")] = (ExternalServiceTaskParser, ExternalServiceTask)
     OVERRIDE_PARSER_CLASSES[full_tag("userTask")] = (QifuUserTaskParser, UserTask)
+    OVERRIDE_PARSER_CLASSES[full_tag("parallelGateway")] = (GatewayParser, QifuParallelGateway)
     del _tag, _parser
 
     def get_spec(self, process_id, required=True):
@@ -300,6 +344,7 @@ def make_serializer() -> BpmnWorkflowSerializer:
     config = dict(CAMUNDA_CONFIG)
     config[ExternalServiceTask] = ExternalServiceTaskConverter
     config[QifuBoundaryEventJoin] = EventJoinConverter
+    config[QifuParallelGateway] = ParallelGatewayConverter
     for cls in (QifuTimeDateEventDefinition, QifuDurationTimerEventDefinition, QifuCycleTimerEventDefinition):
         config[cls] = _TimerConverter
     return BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(config))

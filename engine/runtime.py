@@ -33,7 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from . import history, jobs, tasks
+from . import compaction, history, jobs, tasks
 from .bpmn import ExternalServiceTask, make_serializer
 from .calendar import WorkdayCalendar, load_calendar, track_provisional
 from .clock import Clock, SystemClock, to_utc
@@ -71,6 +71,11 @@ _converter = _SpeclessWorkflowConverter(BpmnWorkflow, _serializer.registry)
 
 
 def dump_state(workflow: BpmnWorkflow) -> str:
+    """Serialise the instance state (without the spec), after compacting its task tree (see compaction.py).
+
+    Compaction changes ``workflow`` in place, so call this last in a step.
+    """
+    compaction.compact(workflow)
     registry = _serializer.registry
     registry._encoder_mode = True
     try:
