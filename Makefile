@@ -21,9 +21,11 @@ run: $(VENV)/.installed
 	$(BIN)/qifu init --demo
 	$(BIN)/qifu serve --host $(HOST) --port $(PORT)
 
-## test: ruff, then the whole suite on SQLite and (when Debian's postgresql is installed) PostgreSQL
+## test: ruff, the BPMN modeler check (bpmn-moddle + bpmnlint, needs node/npm), then the whole suite on SQLite
+## and (when Debian's postgresql is installed) PostgreSQL
 test: $(VENV)/.installed
 	$(BIN)/ruff check engine handlers web tests bench migrations
+	scripts/check-bpmn.sh
 	eval "$$(scripts/test-postgres.sh start)"; $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed

@@ -39,6 +39,8 @@ from .services import registry as default_registry
 MAX_DIAGRAM_BYTES = int(os.environ.get("QIFU_MAX_DIAGRAM_BYTES", str(2 * 1024 * 1024)))
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 NS = {"bpmn": BPMN_NS}
+ID_NAMESPACES = frozenset({BPMN_NS, "http://www.omg.org/spec/BPMN/20100524/DI",
+                           "http://www.omg.org/spec/DD/20100524/DC", "http://www.omg.org/spec/DD/20100524/DI"})
 RESERVED_IDS = frozenset({"Start", "End", "Root"})  # SpiffWorkflow's own task-spec names
 
 _serializer = make_serializer()
@@ -100,7 +102,9 @@ def _check_schema(root: etree._Element, filename: str | None) -> None:
     seen: dict[str, etree._Element] = {}
     for node in root.iter(etree.Element):
         ident = node.get("id")
-        if ident is None:
+        # Only BPMN/DI ids are XML ids. Extension ids are names: camunda:formField id is the variable a
+        # form sets (several tasks may set the same one), camunda:value id an enum option.
+        if ident is None or etree.QName(node).namespace not in ID_NAMESPACES:
             continue
         if ident in RESERVED_IDS or ident.endswith(".EndJoin"):
             raise DeploymentError(f"元素 id '{ident}' 与引擎内部名称冲突，请改用其他 id (reserved id)",
