@@ -1,6 +1,43 @@
-"""Service-task handlers: one small module per verb, registered by topic name on import.
+"""Service-task handlers: one small module per verb, registered by topic name (see docs/domain.md).
 
 Diagrams reference a handler with ``camunda:type="external" camunda:topic="…"``; deploying a diagram whose
-topic is not registered here is refused. The domain handlers (transfer, joint review, escalation, revisit
-sampling, notification, ledger) arrive with the seed processes.
+topic is not registered is refused. Importing this package registers every handler on the engine's default
+registry (``engine.services.registry``), which is what ``qifu`` and the web app use; tests build their own
+registry with :func:`register` so they never depend on import order.
+
+| topic | module | verb |
+|---|---|---|
+| ``ledger`` | :mod:`handlers.ledger` | 台账: register the case, move its ledger status |
+| ``transfer`` | :mod:`handlers.transfer` | 流转交办 to one handling unit |
+| ``joint_review`` | :mod:`handlers.joint_review` | 会商: co-handling units and the joint meeting |
+| ``escalate`` | :mod:`handlers.escalate` | 上报 to the county window or the leading group |
+| ``revisit_sample`` | :mod:`handlers.revisit` | 回访抽样, reproducible and auditable |
+| ``notify`` | :mod:`handlers.notify` | 通知 through the outbox |
+| ``supervise`` | :mod:`handlers.supervise` | 催办 / 督办 |
 """
+
+from __future__ import annotations
+
+from engine.services import ServiceRegistry
+from engine.services import registry as default_registry
+
+from . import escalate, joint_review, ledger, notify, revisit, supervise, transfer
+
+TOPICS: dict[str, tuple[object, str]] = {
+    "ledger": (ledger.handle, "台账：登记案件、更新台账状态"),
+    "transfer": (transfer.handle, "流转交办：交承办单位办理"),
+    "joint_review": (joint_review.handle, "会商：专班牵头、共同承办单位会商共审"),
+    "escalate": (escalate.handle, "上报：报县难事办理窗口或区领导小组"),
+    "revisit_sample": (revisit.handle, "回访抽样：按比例抽取回访案件（可复现、可审计）"),
+    "notify": (notify.handle, "通知：写入待发消息"),
+    "supervise": (supervise.handle, "督办/催办：记录并标记超期"),
+}
+
+
+def register(registry: ServiceRegistry) -> None:
+    """Register every domain handler on ``registry`` under its topic name."""
+    for topic, (handler, description) in TOPICS.items():
+        registry.register(topic, handler, description)  # type: ignore[arg-type]
+
+
+register(default_registry)

@@ -2,6 +2,7 @@
 
 from alembic import context
 
+import handlers.models  # noqa: F401 - the domain tables share Base.metadata
 from engine import db
 from engine.models import Base
 

@@ -120,3 +120,24 @@ def engine(db_url: str, clock: FixedClock, services: ServiceRegistry) -> Process
 
 def diagram(name: str) -> bytes:
     return (DIAGRAMS / name).read_bytes()
+
+
+@pytest.fixture
+def domain_services() -> ServiceRegistry:
+    """A registry of its own with every domain handler registered (as `import handlers` does globally)."""
+    import handlers
+
+    registry = ServiceRegistry()
+    handlers.register(registry)
+    return registry
+
+
+@pytest.fixture
+def case_engine(db_url: str, clock: FixedClock, domain_services: ServiceRegistry) -> ProcessEngine:
+    """An engine over a fresh database holding the reference data; no diagram deployed yet."""
+    from handlers import reference
+
+    engine = ProcessEngine(db_url, clock, domain_services)
+    with engine.session() as session:
+        reference.load_reference(session)
+    return engine

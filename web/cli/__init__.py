@@ -67,4 +67,4 @@ def main(ctx: click.Context, json_output: bool) -> None:
 
 pass_state = click.make_pass_decorator(CliState)
 
-from . import audit, cases, deploy, setup, workdays  # noqa: E402,F401 - register commands
+from . import audit, briefing, cases, deploy, outbox, setup, units, workdays  # noqa: E402,F401 - register commands

@@ -25,6 +25,10 @@ def init(state, demo: bool) -> None:  # noqa: ANN001
     with state.engine.session() as session:
         days = calendar.seed_from_chinesecalendar(session, state.engine.clock.now())
     click.echo(f"数据库已就绪: {state.engine.url}；工作日历写入 {days} 天")
+    from handlers import reference
+
+    with state.engine.session() as session:
+        click.echo(reference.load_reference(session).summary())
     if demo:
         from web.demo import load_demo
 

@@ -1,0 +1,179 @@
+"""Intake (受理): the one way a case starts — clerk form, public page, intake API, demo data, tests.
+
+:func:`submit_case` validates the fields against the reference data, allocates the business key
+(``PA-YYYYMMDD-NNNN`` / ``FH-YYYYMMDD-NNNN``, Asia/Shanghai date), creates the enterprise's private
+tracking token and starts the process. On any error nothing is saved: validation happens before the start,
+and the start (with the diagram's ``ledger register`` step) is one transaction.
+
+Only the hash of the tracking token is stored (in the case data and ``enterprise_case.tracking_hash``):
+the plain token is returned once, to be shown to the enterprise or sent in its link, and a database leak
+does not let anyone follow a case.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine.clock import SHANGHAI
+from engine.errors import ConflictError, FormValidationError, QifuError
+from engine.models import Instance
+
+from .models import Category, Channel, EnterpriseCase, OrgUnit
+from .reference import PHONE
+
+PROCESSES: dict[str, str] = {"pan_an_station": "pan_an", "fenghua_one_place": "fenghua"}
+PREFIX = {"pan_an": "PA", "fenghua": "FH"}
+INTAKE_UNIT_KINDS = {"pan_an": ("station", "window", "county_window"), "fenghua": ("centre",)}
+DEFAULT_UNIT = {"fenghua": "FH-CENTRE"}
+LIMITS = {"enterprise_name": 100, "credit_code": 18, "contact_name": 50, "contact_phone": 20,
+          "contact_id_number": 18, "title": 100, "description": 2000}
+REQUIRED = {"enterprise_name": "企业名称", "contact_name": "联系人", "contact_phone": "联系电话", "description": "问题描述"}
+LABELS = {**REQUIRED, "credit_code": "统一社会信用代码", "contact_id_number": "身份证号", "title": "标题"}
+CREDIT_CODE = re.compile(r"^[0-9A-HJ-NPQRTUWXY]{2}\d{6}[0-9A-HJ-NPQRTUWXY]{10}$")
+ID_NUMBER = re.compile(r"^\d{17}[\dX]$")
+MAX_ATTEMPTS = 20
+
+
+@dataclass
+class SubmittedCase:
+    business_key: str
+    tracking_token: str  # plain: shown once to the enterprise, never stored
+    instance_id: int
+    opened: list[str] = field(default_factory=list)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.strip().encode("utf-8")).hexdigest()
+
+
+def find_by_token(session: Session, token: str) -> EnterpriseCase | None:
+    """The case an enterprise's tracking token belongs to (None for an unknown or empty token)."""
+    if not token or not token.strip():
+        return None
+    return session.scalar(select(EnterpriseCase).where(EnterpriseCase.tracking_hash == token_hash(token)))
+
+
+def _id_checksum_ok(number: str) -> bool:
+    weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+    total = sum(int(d) * w for d, w in zip(number[:17], weights, strict=True))
+    return "10X98765432"[total % 11] == number[17]
+
+
+def validate(session: Session, region: str, fields: dict[str, Any], channel_mode: str | None = None
+             ) -> dict[str, Any]:
+    """Clean case data from submitted fields, or :class:`FormValidationError` with a message per field.
+
+    Unknown keys are dropped: a caller cannot set ``region``, ``received_at`` or ``tracking_hash``.
+    """
+    errors: dict[str, str] = {}
+    clean: dict[str, Any] = {}
+    for name, limit in LIMITS.items():
+        value = fields.get(name)
+        text = "" if value is None else str(value).strip()
+        if name in ("contact_phone",):
+            text = re.sub(r"[\s()（）]", "", text)
+        if name in ("credit_code", "contact_id_number"):
+            text = text.upper()
+        if not text:
+            if name in REQUIRED:
+                errors[name] = f"请填写{REQUIRED[name]}"
+            continue
+        if len(text) > limit:
+            errors[name] = f"{LABELS[name]}过长（最多 {limit} 字，现 {len(text)} 字）"
+            continue
+        clean[name] = text
+    if "contact_phone" in clean and not PHONE.match(clean["contact_phone"]):
+        errors["contact_phone"] = "联系电话格式不正确（手机号 11 位，座机如 0574-88888718）"
+    if "credit_code" in clean and not CREDIT_CODE.match(clean["credit_code"]):
+        errors["credit_code"] = "统一社会信用代码应为 18 位数字或大写字母"
+    if "contact_id_number" in clean and not (ID_NUMBER.match(clean["contact_id_number"])
+                                             and _id_checksum_ok(clean["contact_id_number"])):
+        errors["contact_id_number"] = "身份证号不正确（18 位，校验位不符）"
+    if "description" in clean and "title" not in clean:
+        clean["title"] = clean["description"].splitlines()[0][:30]
+
+    unit_code = str(fields.get("unit") or DEFAULT_UNIT.get(region, "")).strip()
+    unit = session.scalar(select(OrgUnit).where(OrgUnit.code == unit_code)) if unit_code else None
+    if not unit_code:
+        errors["unit"] = "请选择受理站点（窗口）"
+    elif unit is None or not unit.active:
+        errors["unit"] = f"未知的受理单位“{unit_code}”"
+    elif unit.region != region or unit.kind not in INTAKE_UNIT_KINDS.get(region, ()):
+        errors["unit"] = f"单位“{unit.name}”不是本区域的受理站点（窗口）"
+    else:
+        clean["unit"] = unit.code
+
+    channel_code = str(fields.get("channel") or "").strip()
+    channel = session.scalar(select(Channel).where(Channel.code == channel_code)) if channel_code else None
+    if not channel_code:
+        errors["channel"] = "请选择受理渠道"
+    elif channel is None or channel.region != region:
+        errors["channel"] = f"未知的受理渠道“{channel_code}”"
+    elif channel_mode and channel.mode != channel_mode:
+        errors["channel"] = f"渠道“{channel.name}”不是{'线上' if channel_mode == 'online' else '线下'}渠道"
+    else:
+        clean["channel"] = channel.code
+
+    category_code = str(fields.get("category") or "").strip()
+    if category_code:
+        category = session.scalar(select(Category).where(Category.code == category_code))
+        if category is None or category.region not in (None, region):
+            errors["category"] = f"未知的问题分类“{category_code}”"
+        else:
+            clean["category"] = category.code
+    elif region == "fenghua":
+        errors["category"] = "请选择问题分类"
+    if errors:
+        raise FormValidationError(errors)
+    return clean
+
+
+def next_business_key(session: Session, region: str, day: str) -> str:
+    """The next free ``PA-YYYYMMDD-NNNN`` of the day (a concurrent submission may take it: the caller retries)."""
+    prefix = f"{PREFIX[region]}-{day}-"
+    last = session.scalar(select(Instance.business_key).where(Instance.business_key.like(f"{prefix}%"))
+                          .order_by(Instance.business_key.desc()).limit(1))
+    number = int(last.rsplit("-", 1)[1]) + 1 if last and last.rsplit("-", 1)[1].isdigit() else 1
+    if number > 9999:
+        raise QifuError(f"{day} 的业务编号已用尽")
+    return f"{prefix}{number:04d}"
+
+
+def submit_case(engine: Any, process_key: str, fields: dict[str, Any], *, actor: str | None = None,
+                channel_mode: str | None = None, region: str | None = None) -> SubmittedCase:
+    """Validate, allocate a business key and start ``process_key``; returns the key and the plain token.
+
+    ``engine`` is an :class:`engine.process_engine.ProcessEngine`. ``channel_mode`` (``online``/``offline``)
+    restricts the channel, e.g. the intake API accepts online channels only. ``region`` is needed only for a
+    process other than the two seed processes (tests).
+    """
+    region = region or PROCESSES.get(process_key)
+    if region not in PREFIX:
+        raise QifuError(f"未知的流程“{process_key}”：无法确定所属区域")
+    with engine.session() as session:
+        data = validate(session, region, fields, channel_mode)
+    token = secrets.token_urlsafe(18)
+    now = engine.clock.now()
+    data.update(region=region, received_at=now.isoformat(), tracking_hash=token_hash(token))
+    day = now.astimezone(SHANGHAI).strftime("%Y%m%d")
+    for attempt in range(MAX_ATTEMPTS):
+        with engine.session() as session:
+            key = next_business_key(session, region, day)
+        try:
+            result = engine.runtime.start(process_key, key, data, actor=actor)
+        except ConflictError:
+            if attempt == MAX_ATTEMPTS - 1:
+                raise
+            time.sleep(random.uniform(0.005, 0.05) * (attempt + 1))  # noqa: S311 - back-off jitter only
+            continue
+        return SubmittedCase(result.business_key, token, result.instance_id, list(result.opened))
+    raise ConflictError("无法分配业务编号，请重试")  # pragma: no cover - the loop returns or raises

@@ -1,0 +1,141 @@
+"""``notify`` (通知): queue a message to the enterprise, a unit's liaison or a role, through an outbox.
+
+The handler only writes an ``outbox`` row in the step's transaction: a case never waits for an SMS gateway,
+and a message exists exactly when the step that caused it committed. ``qifu outbox send`` (or a scheduler)
+delivers pending rows later through a :class:`Sender`; failures are counted and retried, never lost.
+
+Parameters: ``to`` — ``enterprise`` (the contact phone of the case), a unit code (its liaison's phone, else
+the unit's phone) or a role name (delivered in the web inbox); ``template`` — one of :data:`TEMPLATES`;
+``message`` — free text, used instead of the template's text when given.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine.services import ServiceCall
+
+from .common import fail, unit
+from .models import EnterpriseCase, Outbox
+
+log = logging.getLogger("qifu.outbox")
+
+TEMPLATES: dict[str, str] = {
+    "received": "【企服】{enterprise_name}：您反映的问题已受理，编号 {business_key}，请凭查询码跟踪办理进度。",
+    "transferred": "【企服】案件 {business_key}（{title}）已交由贵单位办理，请按时限办结答复。",
+    "joint_review": "【企服】案件 {business_key}（{title}）需贵单位参加专班会商，请按时出席。",
+    "escalated": "【企服】案件 {business_key}（{title}）已上报，请研究处置。",
+    "answered": "【企服】{enterprise_name}：您反映的问题（{business_key}）已办结答复，请留意回访并评价。",
+    "revisit": "【企服】{enterprise_name}：我们将就问题 {business_key} 进行回访，感谢您的配合。",
+    "overdue": "【企服】案件 {business_key}（{title}）已超过办理时限，请抓紧办理并答复企业。",
+    "reminder": "【企服】案件 {business_key}（{title}）即将到期，请按时办结。",
+}
+_CODE_LIKE = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+class _Blank(dict):
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+def handle(call: ServiceCall) -> dict[str, Any]:
+    """通知：写入待发消息 (to = enterprise / 单位编码 / 角色, template, message)."""
+    to = str(call.params.get("to") or "").strip()
+    template = str(call.params.get("template") or "").strip() or None
+    message = str(call.params.get("message") or "").strip()
+    if not to:
+        fail(call, "通知未指定接收方（to = enterprise / 单位编码 / 角色）")
+    if template and template not in TEMPLATES and not message:
+        fail(call, f"未知的通知模板“{template}”，可用：{', '.join(TEMPLATES)}")
+    if not template and not message:
+        fail(call, "通知须指定模板（template）或内容（message）")
+    case = call.session.scalar(select(EnterpriseCase).where(EnterpriseCase.instance_id == call.instance_id))
+    address: str | None
+    if to == "enterprise":
+        address = (case.contact_phone if case else None) or call.data.get("contact_phone")
+        label = "企业"
+    else:
+        target = unit(call.session, to)
+        if target is not None:
+            address = target.liaison_phone or target.phone
+            label = target.name
+        elif _CODE_LIKE.match(to):
+            fail(call, f"未知的通知对象“{to}”：不是 enterprise，也不是已登记的单位编码")
+        else:
+            address, label = None, to  # a role: shown in the inbox of its users
+    fields = _Blank({k: v for k, v in call.data.items() if isinstance(v, (str, int, float))})
+    fields["business_key"] = call.business_key
+    if case is not None:
+        fields.update(enterprise_name=case.enterprise_name, title=case.title or "")
+    body = message or TEMPLATES[template].format_map(fields)  # type: ignore[index]
+    call.session.add(Outbox(instance_id=call.instance_id, business_key=call.business_key, recipient=to,
+                            address=str(address) if address else None, template=template, body=body,
+                            created_at=call.now, attempts=0))
+    call.notes.append({"note": f"通知 {label}：{template or '自定义消息'}", "to": to, "template": template})
+    return {}
+
+
+# --- delivery -----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Message:
+    id: int
+    recipient: str
+    address: str | None
+    body: str
+    business_key: str | None
+
+
+class Sender(Protocol):
+    """Delivers one message (SMS gateway, government messaging platform…); raise on failure."""
+
+    def send(self, message: Message) -> None: ...
+
+
+class LoggingSender:
+    """A sender that only logs: the default until a gateway is configured; keeps what it sent for tests."""
+
+    def __init__(self) -> None:
+        self.sent: list[Message] = []
+
+    def send(self, message: Message) -> None:
+        log.info("outbox #%s -> %s (%s): %s", message.id, message.recipient, message.address or "-", message.body)
+        self.sent.append(message)
+
+
+@dataclass
+class DeliveryReport:
+    sent: int = 0
+    failed: int = 0
+
+
+def pending(session: Session, limit: int = 100, max_attempts: int = 5) -> list[Outbox]:
+    """Unsent messages with attempts left, oldest first."""
+    return list(session.scalars(select(Outbox).where(Outbox.sent_at.is_(None), Outbox.attempts < max_attempts)
+                                .order_by(Outbox.id).limit(limit)))
+
+
+def deliver_pending(session: Session, sender: Sender, now: datetime, *, limit: int = 100,
+                    max_attempts: int = 5) -> DeliveryReport:
+    """Send pending rows through ``sender``; a failure is recorded on the row (attempts, last_error)."""
+    report = DeliveryReport()
+    for row in pending(session, limit, max_attempts):
+        row.attempts += 1
+        try:
+            sender.send(Message(row.id, row.recipient, row.address, row.body, row.business_key))
+        except Exception as exc:  # noqa: BLE001 - any gateway failure is recorded and retried later
+            row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+            report.failed += 1
+            continue
+        row.sent_at = now
+        row.last_error = None
+        report.sent += 1
+    session.flush()
+    return report
+

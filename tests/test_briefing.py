@@ -1,0 +1,153 @@
+"""Supervision ledger (FH-8, PA-7), tracking view (PA-9) and monthly briefing (FH-10) with its .xlsx export,
+computed from cases driven through the engine with tests/diagrams/domain_handlers.bpmn."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from openpyxl import load_workbook
+from sqlalchemy import select
+
+from engine.calendar import load_calendar
+from engine.errors import QifuError
+from engine.models import HumanTask
+from handlers import intake, ledger_report
+from tests.conftest import diagram
+
+FH = {"unit": "FH-CENTRE", "channel": "hotline", "category": "factor_land", "enterprise_name": "奉化某电子科技有限公司",
+      "contact_name": "陈先生", "contact_phone": "13912345678", "description": "用地指标咨询"}
+PA = {**FH, "unit": "PA01", "channel": "visit", "category": None}
+
+
+@pytest.fixture
+def flow(case_engine):
+    case_engine.deploy(diagram("domain_handlers.bpmn"), filename="domain_handlers.bpmn")
+    return case_engine
+
+
+def start(engine, region: str = "fenghua", **over) -> int:
+    fields = {**(FH if region == "fenghua" else PA), **over}
+    return intake.submit_case(engine, "domain_handlers", fields, region=region).instance_id
+
+
+def complete(engine, iid: int, spec_id: str, **data) -> None:
+    with engine.session() as s:
+        guid = s.scalar(select(HumanTask.task_guid).where(HumanTask.instance_id == iid, HumanTask.spec_id == spec_id))
+    assert guid, spec_id
+    engine.runtime.complete_task(guid, data, actor="clerk")
+
+
+def dispatch(engine, iid: int, unit: str = "FH-JXJ", route: str = "transfer", joint: str = "") -> None:
+    complete(engine, iid, "dispatch", route=route, target_unit=unit, joint_list=joint, escalate_to="", opinion="按职能交办",
+             revisit_kind="complaint")
+
+
+@pytest.fixture
+def september(flow):
+    """Three Fenghua cases received 2026-09-30 and one Pan'an case; followed into October.
+
+    A: FH-JXJ answers the same day, satisfied → closed in September.
+    B: FH-KJJ misses its deadline (督办 on 2026-10-10), answers late in October, dissatisfied → carried.
+    C: joint review FH-JXJ + FH-SWJ, still open.
+    P: a Pan'an case at PA01, not yet dispatched.
+    """
+    a, b, c = start(flow), start(flow), start(flow)
+    dispatch(flow, a)
+    complete(flow, a, "answer", reply="已答复")
+    complete(flow, a, "revisit", satisfaction="满意")
+    dispatch(flow, b, unit="FH-KJJ")
+    dispatch(flow, c, route="joint", joint="FH-JXJ,FH-SWJ")
+    p = start(flow, region="pan_an")
+    flow.clock.set("2026-10-10T08:00:00")
+    assert flow.runtime.run_due_timers() == 2  # B and C passed their 2 working days (due 2026-10-09)
+    flow.clock.set("2026-10-12T10:00:00")
+    complete(flow, b, "answer", reply="迟复")
+    complete(flow, b, "revisit", satisfaction="不满意")
+    return {"A": a, "B": b, "C": c, "P": p}
+
+
+@pytest.mark.req("FH-8", "PA-7")
+def test_ledger_lists_every_case_with_status_deadline_and_overdue(flow, september) -> None:
+    with flow.session() as s:
+        rows = {r.business_key: r for r in ledger_report.ledger(s, now=flow.clock.now())}
+        counts = ledger_report.ledger_counts(s, "fenghua")
+        pan_an = ledger_report.ledger(s, region="pan_an")
+        jxj = {r.business_key for r in ledger_report.ledger(s, unit="FH-JXJ")}
+    a, b, c = (rows[f"FH-20260930-000{n}"] for n in (1, 2, 3))
+    assert (a.ledger_status, a.status_name, a.overdue, a.deadline, a.case_status) == (
+        "closed", "销账", False, None, "completed")
+    assert (b.ledger_status, b.status_name, b.overdue, b.answered_late) == ("carried", "挂账", True, True)
+    assert b.stage == "办理答复" and b.deadline is not None  # back with the unit after 不满意
+    assert c.ledger_status == "carried" and c.overdue and c.deadline.isoformat() == "2026-10-09T15:59:59+00:00"
+    assert counts == {"handling": 0, "answered": 0, "closed": 1, "carried": 2, "overdue": 2, "total": 3}
+    assert [r.business_key for r in pan_an] == ["PA-20260930-0001"] and pan_an[0].unit_name.startswith("安文街道")
+    assert jxj == {a.business_key, c.business_key}
+
+
+@pytest.mark.req("PA-9")
+def test_tracking_shows_open_cases_per_station_and_stage(flow, september) -> None:
+    # a second Pan'an station with an answered case: received 10-12, answered 10-14 = 2 working days
+    p2 = start(flow, region="pan_an", unit="PA03")
+    dispatch(flow, p2, unit="PA-COUNTY")
+    flow.clock.set("2026-10-14T16:00:00")
+    complete(flow, p2, "answer", reply="已处理")
+    with flow.session() as s:
+        view = {t.unit: t for t in ledger_report.tracking(s, load_calendar(s), region="pan_an", now=flow.clock.now())}
+    assert list(view) == ["PA01", "PA03"]
+    assert (view["PA01"].open, view["PA01"].by_stage, view["PA01"].overdue) == (1, {"分办": 1}, False)
+    assert view["PA01"].average_working_days is None
+    assert (view["PA03"].answered, view["PA03"].average_working_days) == (1, 2.0)
+    assert view["PA03"].by_stage == {"回访": 1}  # complaint: revisited
+    with flow.session() as s:
+        fh = {t.unit: t for t in ledger_report.tracking(s, load_calendar(s), region="fenghua", now=flow.clock.now())}
+    assert fh["FH-CENTRE"].open == 2 and fh["FH-CENTRE"].overdue == 2
+    assert fh["FH-CENTRE"].by_stage == {"办理答复": 2}
+
+
+@pytest.mark.req("FH-10")
+def test_monthly_briefing_per_unit(flow, september) -> None:
+    with flow.session() as s:
+        sep = ledger_report.briefing(s, "2026-09", "fenghua")
+        oct_ = ledger_report.briefing(s, "2026-10", "fenghua")
+    rows = {r.unit: r for r in sep.rows}
+    assert list(rows) == ["FH-JXJ", "FH-KJJ", "FH-SWJ"]  # in reference order
+    jxj, kjj, swj = rows["FH-JXJ"], rows["FH-KJJ"], rows["FH-SWJ"]
+    assert (jxj.received, jxj.answered_on_time, jxj.answered_late, jxj.carried, jxj.satisfied) == (2, 1, 0, 0, 1)
+    assert jxj.satisfaction_rate == 1.0 and jxj.on_time_rate == 1.0
+    assert (kjj.received, kjj.answered_on_time, kjj.carried, kjj.supervised) == (1, 0, 0, 0)  # not late yet
+    assert swj.received == 1
+    assert (sep.total.received, sep.total.answered_on_time, sep.total.satisfied) == (3, 1, 1)
+    o = {r.unit: r for r in oct_.rows}
+    assert (o["FH-KJJ"].received, o["FH-KJJ"].answered_late, o["FH-KJJ"].carried) == (0, 1, 1)
+    assert (o["FH-KJJ"].supervised, o["FH-KJJ"].dissatisfied, o["FH-KJJ"].satisfaction_rate) == (1, 1, 0.0)
+    assert (o["FH-JXJ"].carried, o["FH-SWJ"].carried, o["FH-JXJ"].supervised) == (1, 1, 1)  # C: joint, overdue
+    assert oct_.total.carried == 2 and oct_.total.supervised == 2 and oct_.total.received == 0
+    with flow.session() as s:
+        assert ledger_report.briefing(s, "2026-08").rows == []
+        with pytest.raises(QifuError, match="YYYY-MM"):
+            ledger_report.briefing(s, "2026-13")
+
+
+@pytest.mark.req("FH-10")
+def test_briefing_cli_writes_an_xlsx(flow, september, tmp_path, monkeypatch) -> None:
+    from web.cli import main
+
+    monkeypatch.setenv("QIFU_DATABASE_URL", flow.url)
+    out = tmp_path / "brief.xlsx"
+    result = CliRunner().invoke(main, ["briefing", "2026-10", "--region", "fenghua", "--xlsx", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "奉化区服务企业情况简报 2026-10" in result.output and "区科技局" in result.output
+    ws = load_workbook(out).active
+    assert ws["A1"].value == "奉化区服务企业情况简报（2026-10）"
+    header = [c.value for c in ws[2]]
+    assert header[:7] == ["单位编码", "单位", "受理/交办", "按时答复", "超期答复", "挂账", "督办/催办"]
+    body = {r[0]: r for r in ws.iter_rows(min_row=3, values_only=True)}
+    assert body["FH-KJJ"][1] == "区科技局" and body["FH-KJJ"][4] == 1 and body["FH-KJJ"][5] == 1
+    assert body["合计"][5] == 2
+    as_json = CliRunner().invoke(main, ["--json", "briefing", "2026-09"])
+    data = json.loads(as_json.output)
+    assert data["total"]["received"] == 4  # both regions: three Fenghua cases and one Pan'an case
+    bad = CliRunner().invoke(main, ["briefing", "2026/09"])
+    assert bad.exit_code == 2 and "YYYY-MM" in bad.output

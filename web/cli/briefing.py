@@ -1,0 +1,29 @@
+"""``qifu briefing YYYY-MM``: the monthly briefing (简报, FH-10) per unit, as text, JSON or an .xlsx file."""
+
+from __future__ import annotations
+
+import click
+
+from . import main, pass_state, reports_errors
+
+
+@main.command()
+@click.argument("month")
+@click.option("--region", type=click.Choice(["pan_an", "fenghua"]), help="only this region's cases")
+@click.option("--xlsx", "xlsx_path", type=click.Path(dir_okay=False, writable=True), help="also write an .xlsx file")
+@pass_state
+@reports_errors
+def briefing(state, month: str, region: str | None, xlsx_path: str | None) -> None:  # noqa: ANN001
+    """Per unit: received, answered on time / late, carried, supervisions and satisfaction of MONTH."""
+    from handlers import ledger_report
+
+    with state.engine.session() as session:
+        report = ledger_report.briefing(session, month, region)
+    if xlsx_path:
+        ledger_report.write_xlsx(report, xlsx_path)
+    if state.json:
+        state.out("", {**report.to_dict(), "xlsx": xlsx_path})
+        return
+    click.echo(ledger_report.briefing_text(report))
+    if xlsx_path:
+        click.echo(f"已导出 {xlsx_path}")
