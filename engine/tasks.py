@@ -39,14 +39,15 @@ def _attribute(task: Any, name: str, evaluate: Callable[[Any, str], Any]) -> Any
 
 
 def attached_timer_due(task: Any) -> tuple[datetime | None, bool]:
-    """Earliest due instant among waiting timers attached (as boundary events) to ``task``."""
+    """Earliest due instant among waiting date/duration timers attached (as boundary events) to ``task``."""
     parent = task.parent
     best, provisional = None, False
     if parent is None:
         return None, False
     for sibling in parent.children:
-        if sibling is task or timer_definition(sibling.task_spec) is None:
-            continue
+        definition = timer_definition(sibling.task_spec)
+        if sibling is task or definition is None or definition.kind == "cycle":
+            continue  # a cycle timer is a recurring reminder, not the task's deadline
         value = sibling._get_internal_data("event_value")
         if isinstance(value, dict):
             value = value.get("next")
