@@ -214,11 +214,11 @@ class QifuCycleTimerEventDefinition(CycleTimerEventDefinition):
         event_value = dict(event_value)
         event_value["cycles"] -= 1
         event_value["occurrence"] = event_value.get("occurrence", 1) + 1
+        if event_value["cycles"] != 0:
+            my_task.workflow.script_engine.next_cycle(my_task, self, event_value)  # may spend missed ones
         if event_value["cycles"] == 0:
             my_task.internal_data.pop("event_value", None)
             my_task.internal_data["event_fired"] = True
-        else:
-            my_task.workflow.script_engine.next_cycle(my_task, self, event_value)
         return True
 
     def update_task(self, my_task):

@@ -167,7 +167,23 @@ class StepScriptEngine(RestrictedScriptEngine):
                                    qifu_evaluated_at=self.ctx.now.isoformat())
 
     def next_cycle(self, my_task: Any, definition: Any, event_value: dict[str, Any]) -> None:
-        nxt = to_utc(event_value["next"]) + timedelta(seconds=event_value["duration"])
+        """Schedule a cycle's next occurrence; occurrences that fell due while we were down are skipped.
+
+        After downtime the overdue occurrence fires once (this call follows it); the ones that would also
+        have been due by now are counted as spent, not fired one after another — two months down must not
+        leave a case with eight identical weekly reminders.
+        """
+        step = timedelta(seconds=event_value["duration"])
+        nxt, skipped = to_utc(event_value["next"]) + step, 0
+        while nxt <= self.ctx.now and event_value["cycles"] != 0:
+            nxt += step
+            skipped += 1
+            if event_value["cycles"] > 0:
+                event_value["cycles"] -= 1
+        if skipped:
+            event_value["occurrence"] = event_value.get("occurrence", 1) + skipped
+            self.ctx.notes.append({"element": my_task.task_spec.bpmn_id,
+                                   "note": f"停机期间错过的 {skipped} 次周期定时未补发 (missed cycle occurrences skipped)"})
         event_value["next"] = nxt.isoformat()
         my_task._set_internal_data(event_value=event_value)
 

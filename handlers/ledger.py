@@ -45,6 +45,10 @@ def handle(call: ServiceCall) -> dict[str, Any]:
     else:
         case = case_of(call)
         _ACTIONS[action](call, case)
+    if action == "reopen":
+        # the rating that sent the case back is recorded; the next rating is a new one even if it is
+        # 不满意 again, so forget it on the case and in the case data (sync_from_data compares the two)
+        return {"ledger_status": case.ledger_status, "satisfaction": None}
     return {"ledger_status": case.ledger_status}
 
 
@@ -125,6 +129,7 @@ def _carry(call: ServiceCall, case: EnterpriseCase) -> None:
 
 def _reopen(call: ServiceCall, case: EnterpriseCase) -> None:
     case.closed_at = None
+    case.satisfaction = None
     _set(call, case, "carried", "企业不满意，退回重新办理（挂账）")
 
 

@@ -228,17 +228,32 @@ def test_cycle_stops_when_its_task_is_completed(engine, clock):
 
 
 @pytest.mark.req("BP-3")
-def test_cycle_occurrences_missed_during_downtime_all_fire_at_start_up(engine, clock):
+def test_cycle_occurrences_missed_during_downtime_fire_once_at_start_up(engine, clock):
+    """Ten days down: the overdue reminder fires once; the occurrences also missed are spent, not replayed."""
     deploy(engine, "timer_cycle")
     iid = engine.runtime.start("timer_cycle", "TC-3", {}, actor="clerk").instance_id
     clock.advance(days=10)  # nothing ran for ten days
     scheduler = jobs.TimerScheduler(engine.runtime.run_due_timers, lambda: _next_due(engine), poll_seconds=3600)
     try:
         scheduler.start()
-        assert [t.status for t in timers(engine, iid)] == ["fired"] * 3
-        assert task_ids(engine, iid) == ["handle"] + ["reminder"] * 3
+        assert [t.status for t in timers(engine, iid)] == ["fired"]
+        assert task_ids(engine, iid) == ["handle", "reminder"]
+        fired = [e for e in events(engine, iid) if e.action == "timer_fired"]
+        assert len(fired) == 1 and "错过的 2 次周期定时" in json.dumps(json.loads(fired[0].payload), ensure_ascii=False)
     finally:
         scheduler.shutdown()
+
+
+def test_a_cycle_after_downtime_fires_once_then_keeps_its_rhythm(engine, clock):
+    deploy(engine, "timer_cycle")
+    iid = engine.runtime.start("timer_cycle", "TC-4", {}, actor="clerk").instance_id
+    [first] = timers(engine, iid)
+    period = to_utc(first.due_at) - START  # the cycle's first occurrence is one period after the start
+    clock.set(START + period * 2 + timedelta(hours=1))  # two occurrences missed
+    assert engine.runtime.run_due_timers() == 1
+    assert engine.runtime.run_due_timers() == 0  # the second missed one is not replayed
+    waiting = [t for t in timers(engine, iid) if t.status == "waiting"]
+    assert [to_utc(t.due_at) for t in waiting] == [START + period * 3]  # the next one, on the old rhythm
 
 
 # --- not yet due / downtime / the scheduler -----------------------------------------------------------

@@ -447,7 +447,9 @@ def test_dissatisfied_rating_sends_the_case_back_then_satisfied_closes_it(fh: Pr
     complete(fh, iid, "Task_UnitHandle", {"result": "solved", "answer": "已安排巡查。"})
     reply_revisit_rate(fh, iid, "不满意")
     case = case_row(fh, iid)
-    assert (case.ledger_status, case.satisfaction, case.closed_at) == ("carried", "不满意", None)  # 挂账
+    # 挂账, and the rating that sent it back is on record; the case waits for a new one
+    assert (case.ledger_status, case.satisfaction, case.closed_at) == ("carried", None, None)
+    assert [r.value for r in rows(fh, Rating, case_id=case.id)] == ["不满意"]
     assert [m.recipient for m in rows(fh, Outbox, instance_id=iid)][-1] == "督办"  # reported for accountability
     # back into handling: the centre contacts the enterprise again, with a fresh same-day limit
     again = task(fh, iid, "Task_Contact")
@@ -459,10 +461,13 @@ def test_dissatisfied_rating_sends_the_case_back_then_satisfied_closes_it(fh: Pr
     assert to_utc(waiting(fh, iid, "Boundary_UnitDeadline").due_at) == end_of_day("2026-10-12")
     complete(fh, iid, "Task_UnitHandle", {"result": "solved", "answer": "路面已修复，限高架已调整。"})
     assert case_row(fh, iid).ledger_status == "carried"  # answered, but stays on the books until satisfied
+    reply_revisit_rate(fh, iid, "不满意")  # dissatisfied a second time: a second rating, a second round
+    contact(fh, iid, "transfer", handling_unit="FH-JTJ", opinion="第三轮：局领导带队现场办理。")
+    complete(fh, iid, "Task_UnitHandle", {"result": "solved", "answer": "已彻底整改。"})
     reply_revisit_rate(fh, iid, "满意")
     case = case_row(fh, iid)
     assert (case.ledger_status, case.satisfaction) == ("closed", "满意")
-    assert [r.value for r in rows(fh, Rating, case_id=case.id)] == ["不满意", "满意"]
+    assert [r.value for r in rows(fh, Rating, case_id=case.id)] == ["不满意", "不满意", "满意"]
     assert status(fh, iid) == "completed"
 
 
