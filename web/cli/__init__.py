@@ -67,4 +67,5 @@ def main(ctx: click.Context, json_output: bool) -> None:
 
 pass_state = click.make_pass_decorator(CliState)
 
-from . import audit, briefing, cases, deploy, outbox, setup, units, workdays  # noqa: E402,F401 - register commands
+# each module adds its commands: api_clients (intake API), briefing/outbox/units (domain), users (web accounts)
+from . import api_clients, audit, briefing, cases, deploy, outbox, setup, units, users, workdays  # noqa: E402,F401

@@ -33,6 +33,11 @@ def init(state, demo: bool) -> None:  # noqa: ANN001
         from web.demo import load_demo
 
         click.echo(load_demo(state.engine))
+        from web.demo.users import DEMO_USERS, create_demo_users
+
+        with state.engine.session() as session:
+            created = create_demo_users(session, now=state.engine.clock.now())
+        click.echo(f"演示用户 {len(DEMO_USERS)} 个（新建 {created} 个），见 web/demo/users.py")
 
 
 def _scheduler(engine):  # noqa: ANN001, ANN202

@@ -1,0 +1,333 @@
+"""The intake API for the online channels (FH-2): WeChat account, 甬企码, the PC platform, the hotline system.
+
+``POST /api/v1/cases`` starts a case through :func:`handlers.intake.submit_case` (the one way in);
+``GET /api/v1/cases/<business_key>`` returns the status of a case to the client that created it;
+``GET /api/openapi.json`` describes both (:mod:`web.openapi`).
+
+Design choices, and why:
+
+- ``Authorization: Bearer <token>``; the ``api_client`` row holds only the token's SHA-256 and the channels
+  the client may submit on, so the channel recorded on a case is the one that really brought it. The API is
+  exempt from CSRF (no cookies are involved; the bearer token is the credential).
+- ``Idempotency-Key`` is required. The first request inserts and commits an ``idempotency_record`` row
+  *before* the case is started; the unique constraint ``(client, key)`` makes a concurrent retry fail to
+  insert, wait for the first to finish and replay its stored response (200). Same key with a different body
+  is 409. A refused submission (422) deletes its record, so the client may fix the body and retry with the
+  same key. Everything lives in the database, so retries landing on different processes behave the same.
+- Errors are JSON ``{"error": {"code", "message" (Chinese), "fields"?}}`` with 400/401/404/409/422/429.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request, url_for
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from engine.errors import QifuError
+from web.intake_models import ApiClient, IdempotencyRecord
+
+from .public import intake_errors, public_status, public_timeline, take_rate_limit
+
+bp = Blueprint("api", __name__)
+
+FIELDS = ("channel", "category", "enterprise_name", "credit_code", "contact_name", "contact_phone",
+          "contact_id_number", "title", "description")
+KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,200}$")  # printable ASCII, no spaces
+PENDING_WAIT_SECONDS = 15.0
+
+
+# --- tokens ---------------------------------------------------------------------------------------------
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def new_token() -> str:
+    return "qf_" + secrets.token_urlsafe(32)
+
+
+def create_client(db: Session, name: str, channels: list[str], now: datetime,
+                  process_key: str = "fenghua_one_place") -> tuple[ApiClient, str]:
+    """Create an API client; returns the row and the plain token (shown once, never stored)."""
+    from handlers.models import Channel
+
+    name = (name or "").strip()
+    if not name or len(name) > 200:
+        raise QifuError("客户端名称不能为空，最长 200 个字符")
+    if db.scalar(select(ApiClient.id).where(ApiClient.name == name)):
+        raise QifuError(f"客户端已存在: {name}")
+    clean = sorted({c.strip() for c in channels if c and c.strip()})
+    if not clean:
+        raise QifuError("至少指定一个渠道 (--channel)")
+    online = {c.code: c for c in db.scalars(select(Channel).where(Channel.mode == "online"))}
+    unknown = [c for c in clean if c not in online]
+    if unknown:
+        raise QifuError(f"未知渠道编码或不是线上渠道: {', '.join(unknown)}（可选: {', '.join(sorted(online))}）")
+    token = new_token()
+    client = ApiClient(name=name, token_hash=hash_token(token), channels=",".join(clean), process_key=process_key,
+                       active=True, created_at=now)
+    db.add(client)
+    db.flush()
+    return client, token
+
+
+def _seal(token: str, bearer: str, key: str) -> str:
+    """Encrypt the tracking token for the idempotency record with a one-time keystream.
+
+    The keystream is derived from the client's bearer token (the database keeps only its hash) and the
+    idempotency key, unique per record; only a genuine retry, which presents both, can recover the token.
+    """
+    data = token.encode("utf-8")
+    stream = hashlib.shake_256(hmac.new(bearer.encode(), key.encode(), hashlib.sha256).digest()).digest(len(data))
+    return bytes(a ^ b for a, b in zip(data, stream, strict=True)).hex()
+
+
+def _unseal(sealed: str, bearer: str, key: str) -> str:
+    data = bytes.fromhex(sealed)
+    stream = hashlib.shake_256(hmac.new(bearer.encode(), key.encode(), hashlib.sha256).digest()).digest(len(data))
+    return bytes(a ^ b for a, b in zip(data, stream, strict=True)).decode("utf-8")
+
+
+# --- responses ------------------------------------------------------------------------------------------
+def error(status: int, code: str, message: str, fields: dict[str, str] | None = None,
+          headers: dict[str, str] | None = None) -> Response:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if fields:
+        body["fields"] = fields
+    response = jsonify({"error": body})
+    response.status_code = status
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _engine() -> Any:
+    return current_app.extensions["qifu_engine"]
+
+
+def _authenticate() -> tuple[ApiClient | None, str]:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or len(token) > 200:
+        return None, ""
+    with _engine().session() as db:
+        client = db.scalar(select(ApiClient).where(ApiClient.token_hash == hash_token(token),
+                                                   ApiClient.active.is_(True)))
+        if client is not None:
+            db.expunge(client)
+    return client, token
+
+
+def _unauthorized() -> Response:
+    return error(401, "unauthorized", "缺少或无效的访问令牌（Authorization: Bearer …）",
+                 headers={"WWW-Authenticate": 'Bearer realm="qifu"'})
+
+
+def _request_hash(body: dict[str, Any]) -> str:
+    canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _validate_body(body: dict[str, Any], client: ApiClient) -> tuple[dict[str, Any], dict[str, str]]:
+    """Shape checks the API owns (types, unknown fields, the client's channels); content checks are intake's."""
+    errors: dict[str, str] = {}
+    for name in body:
+        if name not in FIELDS:
+            errors[str(name)] = "不支持的字段"
+    fields: dict[str, Any] = {}
+    for name in FIELDS:
+        value = body.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            errors[name] = "应为文本"
+            continue
+        if value.strip():
+            fields[name] = value.strip()
+    allowed = client.channel_list
+    if "channel" not in fields and len(allowed) == 1:
+        fields["channel"] = allowed[0]
+    if "channel" not in fields:
+        errors.setdefault("channel", f"请填写渠道，可选：{', '.join(allowed)}")
+    elif fields["channel"] not in allowed:
+        errors.setdefault("channel", f"该客户端无权使用渠道“{fields['channel']}”，可选：{', '.join(allowed)}")
+    return fields, errors
+
+
+def _content_errors(client: ApiClient, fields: dict[str, Any]) -> dict[str, str]:
+    """Intake's own checks, run without starting anything, so one 422 lists every problem at once."""
+    from handlers.intake import PROCESSES, validate
+
+    region = PROCESSES.get(client.process_key)
+    if region is None:
+        return {}
+    try:
+        with _engine().session() as db:
+            validate(db, region, fields, "online")
+    except QifuError as exc:
+        return intake_errors(exc)
+    return {}
+
+
+def _replay(record: IdempotencyRecord, bearer: str) -> Response:
+    body = json.loads(record.response_json or "{}")
+    if record.sealed_token:
+        token = _unseal(record.sealed_token, bearer, record.key)
+        body["tracking_token"] = token
+        body["tracking_url"] = url_for("public.track", token=token, _external=True)
+    response = jsonify(body)
+    response.status_code = 200
+    response.headers["Idempotent-Replayed"] = "true"
+    if body.get("business_key"):
+        response.headers["Location"] = url_for("api.get_case", business_key=body["business_key"])
+    return response
+
+
+def _existing(client: ApiClient, key: str, request_hash: str, bearer: str) -> Response:
+    """A record with this key exists: replay it, refuse a different body, or wait for a pending first try."""
+    deadline = time.monotonic() + float(current_app.config.get("QIFU_IDEMPOTENCY_WAIT", PENDING_WAIT_SECONDS))
+    while True:
+        with _engine().session() as db:
+            record = db.scalar(select(IdempotencyRecord).where(IdempotencyRecord.client_id == client.id,
+                                                               IdempotencyRecord.key == key))
+            if record is not None:
+                db.expunge(record)
+        if record is None:  # the first attempt was refused (422) and removed meanwhile
+            return error(409, "idempotency_retry", "同一幂等键的前一次请求未成功，请重新提交")
+        if record.request_hash != request_hash:
+            return error(409, "idempotency_key_reused", "该幂等键已用于内容不同的请求（Idempotency-Key 不可复用）")
+        if record.status == "done":
+            return _replay(record, bearer)
+        if time.monotonic() >= deadline:
+            return error(409, "in_progress", "相同的请求正在处理中，请稍后重试")
+        time.sleep(0.05)
+
+
+# --- endpoints ------------------------------------------------------------------------------------------
+@bp.post("/api/v1/cases")
+def create_case() -> Response:
+    """Submit an enterprise's problem from an online channel."""
+    client, bearer = _authenticate()
+    if client is None:
+        return _unauthorized()
+    engine = _engine()
+    limit = int(current_app.config.get("QIFU_API_RATE_LIMIT", 600))
+    window = timedelta(seconds=int(current_app.config.get("QIFU_API_RATE_WINDOW", 3600)))
+    with engine.session() as db:
+        allowed = take_rate_limit(db, f"api:{client.id}", limit, window, engine.clock.now())
+    if not allowed:
+        return error(429, "rate_limited", f"请求过于频繁：每个客户端每{int(window.total_seconds() // 60)}分钟最多"
+                                          f"提交{limit}次", headers={"Retry-After": str(int(window.total_seconds()))})
+    key = request.headers.get("Idempotency-Key", "").strip()
+    if not key:
+        return error(400, "missing_idempotency_key", "缺少请求头 Idempotency-Key（重试时请使用同一个值）")
+    if not KEY_PATTERN.match(key):
+        return error(400, "invalid_idempotency_key", "Idempotency-Key 应为1至200个可打印ASCII字符")
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return error(400, "invalid_json", "请求体必须是 JSON 对象（Content-Type: application/json）")
+    fields, errors = _validate_body(body, client)
+    if errors:
+        return error(422, "invalid_fields", "提交的数据有误，未予受理", {**_content_errors(client, fields), **errors})
+    digest = _request_hash(body)
+
+    try:
+        with engine.session() as db:
+            db.add(IdempotencyRecord(client_id=client.id, key=key, request_hash=digest, status="pending",
+                                     created_at=engine.clock.now()))
+    except IntegrityError:
+        return _existing(client, key, digest, bearer)
+
+    def forget() -> None:
+        with engine.session() as db:
+            db.execute(delete(IdempotencyRecord).where(IdempotencyRecord.client_id == client.id,
+                                                       IdempotencyRecord.key == key))
+
+    from handlers.intake import submit_case
+
+    try:
+        result = submit_case(engine, client.process_key, fields, actor=f"接口:{client.name}", channel_mode="online")
+    except QifuError as exc:
+        forget()
+        field_errors = intake_errors(exc)
+        if field_errors:
+            return error(422, "invalid_fields", "提交的数据有误，未予受理", field_errors)
+        return error(422, exc.code or "refused", exc.message)
+    except BaseException:
+        forget()
+        raise
+    business_key = _value(result, "business_key")
+    token = _value(result, "tracking_token")
+    with engine.session() as db:
+        from handlers.models import EnterpriseCase
+
+        case = db.scalar(select(EnterpriseCase).where(EnterpriseCase.business_key == business_key))
+        status = public_status(db, case)
+        stored = {"business_key": business_key, "status": status["status"], "status_text": status["status_text"],
+                  "received_at": status["received_at"].isoformat(),
+                  "status_url": url_for("api.get_case", business_key=business_key, _external=True)}
+        record = db.scalar(select(IdempotencyRecord).where(IdempotencyRecord.client_id == client.id,
+                                                           IdempotencyRecord.key == key))
+        record.status, record.status_code = "done", 201
+        record.response_json = json.dumps(stored, ensure_ascii=False)
+        record.sealed_token = _seal(token, bearer, key)
+        record.business_key = business_key
+    body_out = {**stored, "tracking_token": token,
+                "tracking_url": url_for("public.track", token=token, _external=True)}
+    response = jsonify(body_out)
+    response.status_code = 201
+    response.headers["Location"] = url_for("api.get_case", business_key=business_key)
+    return response
+
+
+def _value(result: Any, name: str) -> Any:
+    return result[name] if isinstance(result, dict) else getattr(result, name)
+
+
+@bp.get("/api/v1/cases/<business_key>")
+def get_case(business_key: str) -> Response:
+    """Status of a case, for the client that submitted it (any other case is 404, existing or not)."""
+    client, _ = _authenticate()
+    if client is None:
+        return _unauthorized()
+    from handlers.models import EnterpriseCase
+
+    with _engine().session() as db:
+        owned = db.scalar(select(IdempotencyRecord.id).where(IdempotencyRecord.client_id == client.id,
+                                                             IdempotencyRecord.business_key == business_key))
+        case = db.scalar(select(EnterpriseCase).where(EnterpriseCase.business_key == business_key)) if owned else None
+        if case is None:
+            return error(404, "not_found", "未找到该诉求（仅可查询本客户端提交的诉求）")
+        status = public_status(db, case)
+        timeline = public_timeline(db, case.instance_id)
+    return jsonify({
+        "business_key": status["business_key"], "status": status["status"], "status_text": status["status_text"],
+        "finished": status["finished"], "received_at": status["received_at"].isoformat(),
+        "current_steps": status["current_steps"], "satisfaction": status["satisfaction"],
+        "timeline": [{"at": s["at"].isoformat(), "text": s["text"]} for s in timeline],
+    })
+
+
+@bp.get("/api/openapi.json")
+def openapi() -> Response:
+    from web.openapi import document
+
+    return jsonify(document(request.host_url.rstrip("/")))
+
+
+@bp.record_once
+def _exempt_from_csrf(state: Any) -> None:
+    """The API authenticates with bearer tokens, not cookies: CSRF protection does not apply to it."""
+    csrf = state.app.extensions.get("csrf")
+    if csrf is not None:
+        csrf.exempt(bp)

@@ -1,0 +1,41 @@
+"""Login and logout. Throttled per user name and address in the database (web.auth.locked_until)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+
+from ..auth import LoginRefused, check_login
+from ..forms import ActionForm, LoginForm
+from .common import client_ip, engine, safe_next
+
+bp = Blueprint("auth", __name__)
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():  # noqa: ANN201
+    if current_user.is_authenticated:
+        return redirect(safe_next(request.args.get("next"), url_for("inbox.index")))
+    form = LoginForm()
+    error = None
+    status = 200
+    if form.validate_on_submit():
+        try:
+            user = check_login(engine(), form.username.data, form.password.data, client_ip())
+        except LoginRefused as exc:
+            error, status = exc.message, 401
+        else:
+            login_user(user)
+            return redirect(safe_next(request.args.get("next"), url_for("inbox.index")))
+    elif form.errors:
+        status = 400
+    return render_template("login.html", form=form, error=error), status
+
+
+@bp.post("/logout")
+@login_required
+def logout():  # noqa: ANN201
+    if ActionForm().validate_on_submit():
+        logout_user()
+        flash("已退出登录")
+    return redirect(url_for("auth.login"))

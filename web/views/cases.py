@@ -1,0 +1,123 @@
+"""The case page: enterprise and contact (masked), deadlines, the history timeline, the diagram with the
+case's progress, attachments. Every URL here checks case visibility first (403 otherwise)."""
+
+from __future__ import annotations
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
+from flask_login import current_user, login_required
+from sqlalchemy import select
+
+from engine.calendar import load_calendar
+
+from .. import attachments, labels, queries
+from ..auth import may_unmask
+from ..forms import ActionForm, AttachmentForm
+from ..models import Attachment, UnmaskLog
+from .common import client_ip, engine, now, require_case
+
+bp = Blueprint("cases", __name__, url_prefix="/cases")
+
+CONTACT_FIELDS = ("contact_phone", "contact_id_number")
+
+
+def _render(business_key: str, *, revealed: dict[str, str] | None = None, error: str | None = None,
+            status: int = 200):  # noqa: ANN202
+    with engine().session() as session:
+        case = require_case(queries.case_by_key(session, business_key))
+        instance = case.instance
+        cal = load_calendar(session)
+        context = {
+            "case": case,
+            "deadlines": queries.case_deadlines(session, instance.id, cal, now()),
+            "timeline": queries.timeline(session, instance),
+            "markers": queries.diagram_markers(session, instance, now()),
+            "files": queries.attachments_of(session, instance.id),
+            "can_unmask": may_unmask(current_user, case.scope),
+        }
+    contact = {}
+    for name in CONTACT_FIELDS:
+        value = case.value(name)
+        contact[name] = (revealed or {}).get(name) or labels.mask(name, value)
+    return render_template("case.html", contact=contact, revealed=revealed or {}, error=error,
+                           action_form=ActionForm(), upload_form=AttachmentForm(),
+                           ledger_names=labels.LEDGER, **context), status
+
+
+@bp.get("/<business_key>")
+@login_required
+def show(business_key: str):  # noqa: ANN201
+    return _render(business_key)
+
+
+@bp.post("/<business_key>/reveal")
+@login_required
+def reveal(business_key: str):  # noqa: ANN201
+    """Show one contact field in full — allowed to the case's own unit and administrators, and recorded."""
+    name = request.form.get("field", "")
+    if name not in CONTACT_FIELDS:
+        abort(400)
+    with engine().session() as session:
+        case = require_case(queries.case_by_key(session, business_key))
+        if not may_unmask(current_user, case.scope):
+            abort(403)
+        value = case.value(name)
+        session.add(UnmaskLog(username=current_user.username, business_key=business_key, field=name, at=now(),
+                              ip=client_ip()))
+    return _render(business_key, revealed={name: "" if value is None else str(value)})
+
+
+@bp.post("/<business_key>/attachments")
+@login_required
+def upload(business_key: str):  # noqa: ANN201
+    form = AttachmentForm()
+    with engine().session() as session:
+        case = require_case(queries.case_by_key(session, business_key))
+    upload_file = form.file.data
+    if not upload_file or not getattr(upload_file, "filename", ""):
+        return _render(business_key, error="请选择要上传的文件", status=400)
+    try:
+        checked = attachments.check(upload_file.filename, upload_file.stream,
+                                    current_app.config["ATTACHMENT_MAX_BYTES"])
+    except attachments.AttachmentRefused as exc:
+        return _render(business_key, error=exc.message, status=400)
+    with engine().session() as session:
+        attachments.store(session, current_app.config["ATTACHMENT_DIR"], checked, instance_id=case.instance.id,
+                          task_guid=None, user=current_user.username, now=now())
+    flash(f"已上传附件：{checked.filename}")
+    return redirect(url_for("cases.show", business_key=business_key))
+
+
+@bp.get("/<business_key>/attachments/<int:attachment_id>")
+@login_required
+def download(business_key: str, attachment_id: int):  # noqa: ANN201
+    with engine().session() as session:
+        case = require_case(queries.case_by_key(session, business_key))
+        row = session.scalar(select(Attachment).where(Attachment.id == attachment_id,
+                                                      Attachment.instance_id == case.instance.id))
+        if row is None:
+            abort(404)
+    path = attachments.path_of(current_app.config["ATTACHMENT_DIR"], row)
+    if not path.exists():
+        abort(404)
+    return send_file(path, mimetype=attachments.MIME[row.kind], as_attachment=True, download_name=row.filename)
+
+
+@bp.get("/<business_key>/diagram.xml")
+@login_required
+def diagram_xml(business_key: str) -> Response:
+    """The BPMN XML of the version the case runs on (for bpmn-js), only to users who may see the case."""
+    with engine().session() as session:
+        case = require_case(queries.case_by_key(session, business_key))
+        xml = queries.deployment_xml(session, case.instance)
+    return Response(xml, mimetype="application/xml", headers={"Cache-Control": "private, max-age=300"})
