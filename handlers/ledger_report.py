@@ -232,7 +232,12 @@ def briefing(session: Session, month: str, region: str | None = None) -> Briefin
 
     for case in cases:
         units = involved.get(case.id)
-        attributions = [(cu.unit_code, cu.at) for cu in units] if units else [(case.unit, case.received_at)]
+        # once per unit, from its first transfer: a station that handles and co-handles (Pan'an's agency
+        # panel with the station's own panels) or a unit given the case again after 不满意 counts it once
+        first: dict[str, datetime] = {}
+        for cu in sorted(units or [], key=lambda cu: (to_utc(cu.at), cu.id)):
+            first.setdefault(cu.unit_code, cu.at)
+        attributions = list(first.items()) if units else [(case.unit, case.received_at)]
         # 挂账 at the month's end, as it stood then: not closed by then, and a deadline had passed
         # (a supervision was recorded) or the latest rating so far was 不满意
         closed_by_end = case.closed_at is not None and to_utc(case.closed_at) < end
@@ -256,11 +261,14 @@ def briefing(session: Session, month: str, region: str | None = None) -> Briefin
                     r.basically_satisfied += rating.value == "基本满意"
                     r.dissatisfied += rating.value == "不满意"
         events = set()
+        per_unit = set()  # a station that handles and co-handles is named twice by one 督办: count it once
         for sup in supervisions.get(case.id, []):
             if within(sup.at):
                 events.add((sup.at, sup.kind))  # one 督办 of a joint case names several units: once in the total
                 if sup.unit_code:
-                    row(sup.unit_code).supervised += 1
+                    per_unit.add((sup.at, sup.kind, sup.unit_code))
+        for _at, _kind, code in per_unit:
+            row(code).supervised += 1
         total.supervised += len(events)
     ordered = sorted(rows.values(), key=lambda r: (order.get(r.unit, 1_000_000), r.unit))
     ordered = [r for r in ordered if any((r.received, r.answered_on_time, r.answered_late, r.carried,

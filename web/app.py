@@ -25,6 +25,7 @@ from engine.process_engine import ProcessEngine
 
 # web/views/<name>.py, each with a Blueprint ``bp``. Order matters only for URL conflicts.
 BLUEPRINTS: list[str] = ["auth", "inbox", "tasks", "cases", "status", "intake", "public", "api"]
+BLUEPRINTS.append("supervision")  # 督办台账 / 跟踪督办 / 月度简报
 
 MIB = 1024 * 1024
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
