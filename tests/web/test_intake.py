@@ -116,3 +116,14 @@ def test_only_intake_roles_may_register(desk, client, web_engine, username) -> N
 def test_intake_needs_a_login(desk, client) -> None:  # noqa: ANN001
     response = client.get("/intake")
     assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+def test_the_nav_offers_intake_only_to_intake_roles(client, other_client) -> None:  # noqa: ANN001
+    from tests.web.conftest import login
+
+    assert "企业在线提交诉求" in client.get("/login").get_data(as_text=True)
+    login(client, "fh_unit")
+    assert "受理登记" not in client.get("/").get_data(as_text=True)
+    login(other_client, "fh_staff")
+    page = other_client.get("/").get_data(as_text=True)
+    assert "受理登记" in page and 'href="/intake"' in page

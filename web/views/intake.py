@@ -45,6 +45,18 @@ class IntakeForm(ChineseForm):
     description = TextAreaField("问题描述", validators=[DataRequired("请填写问题描述"), Length(max=2000)])
 
 
+def may_register(user: Any) -> bool:
+    """Whether ``user`` holds the intake role of their region (综合受理板块 / 中心工作人员)."""
+    role = INTAKE_ROLES.get(getattr(user, "region", None) or "")
+    return role is not None and role in getattr(user, "roles", ())
+
+
+@bp.app_context_processor
+def _nav() -> dict[str, Any]:
+    """Lets the base template show the 受理登记 link only to those who may register a case."""
+    return {"may_register": lambda: may_register(current_user)}
+
+
 def intake_region() -> str:
     """The region whose cases the current user may register, or 403."""
     region = getattr(current_user, "region", None)
