@@ -426,6 +426,31 @@ class Runtime:
             return change
 
     # -- reading ------------------------------------------------------------------------------------------
+    def assign_task(self, task_guid: str, user: str | None, *, actor: str | None, action: str) -> None:
+        """Claim, unclaim or reassign an open task, and record who did it in the case history.
+
+        ``action`` is ``claim`` (``user`` takes an unassigned task), ``unclaim`` (``user`` gives back their
+        own task) or ``reassign`` (a supervisor gives it to ``user``, or back to the group with None). The
+        workflow state does not change, but the history says who held the task when (AU-1).
+        """
+        moves = {"claim": tasks.claim, "unclaim": tasks.unclaim, "reassign": tasks.reassign}
+        events = {"claim": "task_claimed", "unclaim": "task_unclaimed", "reassign": "task_reassigned"}
+        if action not in moves:
+            raise ValueError(f"unknown task assignment action {action!r}")
+        with self._transaction() as session:
+            row = tasks.get_task(session, task_guid)
+            instance = session.get(Instance, row.instance_id, with_for_update=True, populate_existing=True)
+            if instance is None or instance.status != "running":
+                raise ConflictError("案件已结束")
+            before = row.assignee
+            row = moves[action](session, task_guid, user)
+            if row.assignee == before:
+                return  # nothing changed (e.g. claiming one's own task again): nothing to record
+            history.append(session, instance, at=self.clock.now(), actor=actor, action=events[action],
+                           task_guid=task_guid, spec_id=row.spec_id,
+                           payload={"assignee": row.assignee, "previous": before})
+            instance.updated_at = self.clock.now()
+
     def workflow(self, session: Session, instance_id: int) -> tuple[Instance, BpmnWorkflow]:
         """Read an instance and its workflow (no lock; for display)."""
         return self._load(session, instance_id, lock=False)

@@ -158,6 +158,27 @@ def test_assignee_is_enforced(engine, simple) -> None:
     engine.runtime.complete_task(task.task_guid, {"comment": "x"}, actor="bob")
 
 
+@pytest.mark.req("AU-1")
+def test_claims_and_reassignments_are_in_the_history(engine, simple) -> None:
+    from engine import history
+
+    task = _open(engine, simple.instance_id, "review")
+    engine.runtime.assign_task(task.task_guid, "bob", actor="bob", action="claim")
+    engine.runtime.assign_task(task.task_guid, "bob", actor="bob", action="claim")  # again: nothing to record
+    with pytest.raises(ConflictError):
+        engine.runtime.assign_task(task.task_guid, "carol", actor="carol", action="claim")
+    engine.runtime.assign_task(task.task_guid, "carol", actor="boss", action="reassign")
+    engine.runtime.assign_task(task.task_guid, "carol", actor="carol", action="unclaim")
+    with engine.session() as s:
+        events = s.scalars(select(Event).where(Event.instance_id == simple.instance_id).order_by(Event.seq)).all()
+        moves = [(e.action, e.actor, json.loads(e.payload)) for e in events if e.action.startswith("task_")]
+        assert history.verify(s) == []
+        assert s.scalar(select(HumanTask.assignee).where(HumanTask.task_guid == task.task_guid)) is None
+    assert moves == [("task_claimed", "bob", {"assignee": "bob", "previous": None}),
+                     ("task_reassigned", "boss", {"assignee": "carol", "previous": "bob"}),
+                     ("task_unclaimed", "carol", {"assignee": None, "previous": "carol"})]
+
+
 # --- crashes ----------------------------------------------------------------------------------------------
 @pytest.fixture
 def crash_case(engine, services):

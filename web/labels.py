@@ -12,6 +12,9 @@ ACTIONS = {
     "timer_fired": "期限到达",
     "timer_rescheduled": "调整期限",
     "deadline_recomputed": "重算期限",
+    "task_claimed": "认领任务",
+    "task_unclaimed": "退回组内",
+    "task_reassigned": "改派任务",
 }
 
 # docs/domain.md "Case data"; diagram form fields carry their own labels (looked up from the diagram first)

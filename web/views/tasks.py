@@ -110,8 +110,7 @@ def claim(task_guid: str):  # noqa: ANN201
         if not queries.may_work_on(current_user, row, case):
             abort(403)
     try:
-        with engine().session() as session:
-            engine_tasks.claim(session, task_guid, current_user.username)
+        engine().runtime.assign_task(task_guid, current_user.username, actor=current_user.username, action="claim")
         flash("已认领")
     except (ConflictError, NotFoundError) as exc:
         flash(f"认领失败：{exc.message}")
@@ -126,8 +125,8 @@ def unclaim(task_guid: str):  # noqa: ANN201
         if row is None:
             return redirect(url_for("cases.show", business_key=case.business_key))
     try:
-        with engine().session() as session:
-            engine_tasks.unclaim(session, task_guid, current_user.username)
+        engine().runtime.assign_task(task_guid, current_user.username, actor=current_user.username,
+                                     action="unclaim")
         flash("已退回组内待认领")
     except (ConflictError, NotFoundError) as exc:
         flash(f"退回失败：{exc.message}")
@@ -159,7 +158,12 @@ def reassign(task_guid: str):  # noqa: ANN201
             if not target.holds_any(groups) or not may_see_case(target, case.scope):
                 flash(f"改派失败：用户“{target.username}”不属于本任务的候选组或无权查看该案件")
                 return redirect(url_for("tasks.show", task_guid=task_guid))
-        engine_tasks.reassign(session, task_guid, target.username if target else None)
+    try:
+        engine().runtime.assign_task(task_guid, target.username if target else None,
+                                     actor=current_user.username, action="reassign")
+    except (ConflictError, NotFoundError) as exc:
+        flash(f"改派失败：{exc.message}")
+        return redirect(url_for("tasks.show", task_guid=task_guid))
     flash(f"已改派给 {target.display_name}" if target else "已退回组内待认领")
     return redirect(url_for("tasks.show", task_guid=task_guid))
 
