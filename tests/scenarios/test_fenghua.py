@@ -10,7 +10,6 @@ ratings), the engine's timer and task rows, and the case history.
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
 
 import pytest
@@ -19,44 +18,23 @@ from sqlalchemy import select
 
 from engine.clock import FixedClock, to_utc
 from engine.errors import FormValidationError, ServiceTaskError
-from engine.models import Event, HumanTask, Instance, Timer
+from engine.models import Event, Instance, Timer
 from engine.process_engine import ProcessEngine
 from handlers.intake import submit_case
 from handlers.models import EnterpriseCase, JointReview, Outbox, Rating, Supervision
 from tests.scenarios.conftest import PROCESSES, deploy_process
+from tests.scenarios.steps import complete, end_of_day, open_tasks, the_task
 
 KEY = "fenghua_one_place"
 
 
 # --- helpers ---------------------------------------------------------------------------------------------
-def end_of_day(day: str) -> datetime:
-    """23:59:59 Asia/Shanghai of ``day``: where a working-day deadline ends."""
-    return to_utc(f"{day}T23:59:59")
-
-
 def submit(engine: ProcessEngine, channel_mode: str | None = None, **fields: Any) -> int:
     data = {"enterprise_name": "宁波奉化示例机械有限公司", "contact_name": "王经理", "contact_phone": "13805741234",
             "channel": "window_8718", "category": "factor_land", "title": "新厂房用地指标",
             "description": "企业扩产需要新增工业用地，希望了解用地指标和办理流程。"}
     data.update(fields)
     return submit_case(engine, KEY, data, channel_mode=channel_mode).instance_id
-
-
-def open_tasks(engine: ProcessEngine, iid: int) -> list[HumanTask]:
-    with engine.session() as s:
-        rows = list(s.scalars(select(HumanTask).where(HumanTask.instance_id == iid).order_by(HumanTask.id)))
-        s.expunge_all()
-        return rows
-
-
-def task(engine: ProcessEngine, iid: int, spec_id: str) -> HumanTask:
-    rows = [t for t in open_tasks(engine, iid) if t.spec_id == spec_id]
-    assert len(rows) == 1, f"expected one open {spec_id}, open: {[t.spec_id for t in open_tasks(engine, iid)]}"
-    return rows[0]
-
-
-def complete(engine: ProcessEngine, iid: int, spec_id: str, data: dict[str, Any], actor: str = "clerk") -> None:
-    engine.runtime.complete_task(task(engine, iid, spec_id).task_guid, data, actor=actor)
 
 
 def case_row(engine: ProcessEngine, iid: int) -> EnterpriseCase:
@@ -112,7 +90,7 @@ def contact(engine: ProcessEngine, iid: int, route: str, **extra: Any) -> None:
 def reply_revisit_rate(engine: ProcessEngine, iid: int, satisfaction: str = "满意") -> None:
     """After the answer: the centre revisits, the enterprise rates through its private link."""
     complete(engine, iid, "Task_Revisit", {"revisit_mode": "phone", "revisit_note": "企业确认已收到答复。"})
-    rating = task(engine, iid, "Task_EnterpriseRating")
+    rating = the_task(engine, iid, "Task_EnterpriseRating")
     assert rating.candidate_groups == "企业"
     engine.runtime.complete_task(rating.task_guid, {"satisfaction": satisfaction, "rating_comment": "辛苦了"},
                                  actor="企业")
@@ -185,7 +163,7 @@ def test_quick_answer_online_channel(fh: ProcessEngine) -> None:
     assert (case.channel, case.category, case.ledger_status, case.unit) == ("yongqima", "policy_talent", "handling",
                                                                             "FH-CENTRE")
     assert case.business_key.startswith("FH-20260930-")
-    contact_task = task(fh, iid, "Task_Contact")
+    contact_task = the_task(fh, iid, "Task_Contact")
     assert contact_task.candidate_groups == "中心工作人员"
     assert to_utc(contact_task.due_at) == end_of_day("2026-09-30")  # the day of receipt
     contact(fh, iid, "quick", opinion="情况清楚，现场答复。")
@@ -217,7 +195,7 @@ def test_transfer_on_time_due_after_national_day_and_closed(fh: ProcessEngine, c
     deadline = waiting(fh, iid, "Boundary_UnitDeadline")
     assert to_utc(deadline.due_at) == end_of_day("2026-10-09")
     assert (deadline.interrupting, deadline.attached_to, deadline.provisional) == (False, "Task_UnitHandle", False)
-    unit_task = task(fh, iid, "Task_UnitHandle")
+    unit_task = the_task(fh, iid, "Task_UnitHandle")
     assert unit_task.candidate_groups == "承办单位"
     assert to_utc(unit_task.due_at) == end_of_day("2026-10-09")
 
@@ -249,7 +227,7 @@ def test_transfer_late_is_chased_once_and_carried_until_satisfied(fh: ProcessEng
     fired = [t for t in timers(fh, iid, "Boundary_UnitDeadline")]
     assert [t.status for t in fired] == ["fired"]
     # non-interrupting: the unit still has the case
-    task(fh, iid, "Task_UnitHandle")
+    the_task(fh, iid, "Task_UnitHandle")
     clock.set("2026-10-13T09:00:00")
     complete(fh, iid, "Task_UnitHandle", {"result": "solved", "answer": "道路修复已完成。"})
     case = case_row(fh, iid)
@@ -268,7 +246,7 @@ def test_transfer_with_agreed_date_moves_the_deadline(fh: ProcessEngine, clock: 
     first = waiting(fh, iid, "Boundary_UnitDeadline")
     clock.set("2026-10-09T11:00:00")
     complete(fh, iid, "Task_UnitHandle", {"result": "agree_date", "answer": "需协调上游水库调度，短期内无法办结。"})
-    agree = task(fh, iid, "Task_AgreeDate")
+    agree = the_task(fh, iid, "Task_AgreeDate")
     with pytest.raises(FormValidationError):  # the date and the reason are both required
         fh.runtime.complete_task(agree.task_guid, {"agreed_date": "2026-10-20"})
     fh.runtime.complete_task(agree.task_guid, {"agreed_date": "2026-10-20", "agreed_reason": "需等待水库调度方案批复",
@@ -277,7 +255,7 @@ def test_transfer_with_agreed_date_moves_the_deadline(fh: ProcessEngine, clock: 
     assert [t.status for t in timers(fh, iid, "Boundary_UnitDeadline") if t.id == first.id] == ["cancelled"]
     moved = waiting(fh, iid, "Boundary_UnitDeadline")
     assert to_utc(moved.due_at) == end_of_day("2026-10-20")
-    assert to_utc(task(fh, iid, "Task_UnitHandle").due_at) == end_of_day("2026-10-20")
+    assert to_utc(the_task(fh, iid, "Task_UnitHandle").due_at) == end_of_day("2026-10-20")
     # the reason is in the history, with the step that set the new due date
     history = events(fh, iid)
     agreed = [p for a, p in history if a == "task_completed" and p["details"]["form"].get("agreed_reason")]
@@ -305,7 +283,7 @@ def test_transfer_to_unknown_or_missing_unit_is_refused_and_changes_nothing(fh: 
     with pytest.raises(ServiceTaskError, match="未指定承办单位编码"):
         contact(fh, iid, "transfer")
     assert len(events(fh, iid)) == before
-    task(fh, iid, "Task_Contact")
+    the_task(fh, iid, "Task_Contact")
     assert case_row(fh, iid).units == []
 
 
@@ -314,7 +292,7 @@ def test_transfer_to_unknown_or_missing_unit_is_refused_and_changes_nothing(fh: 
 def test_joint_review_with_invitees_five_days_after_meeting(fh: ProcessEngine, clock: FixedClock) -> None:
     iid = submit(fh, category="factor_sewage", title="排污管网接入", channel="association")
     contact(fh, iid, "joint", opinion="涉及住建、生态环境两个部门，提请专班商办。")
-    organise = task(fh, iid, "Task_Organise")
+    organise = the_task(fh, iid, "Task_Organise")
     assert organise.candidate_groups == "企服专班"
     fh.runtime.complete_task(organise.task_guid, {
         "joint_units": "FH-ZJJ,FH-STHJ", "meeting_at": "2026-10-09", "invite_jiwei": True, "invite_zuofeng": False,
@@ -327,7 +305,7 @@ def test_joint_review_with_invitees_five_days_after_meeting(fh: ProcessEngine, c
     # 5 working days after the meeting of Fri 10-09: Sat 10-10 (make-up day), 10-12, 10-13, 10-14, 10-15
     deadline = waiting(fh, iid, "Boundary_JointDeadline")
     assert to_utc(deadline.due_at) == end_of_day("2026-10-15")
-    assert to_utc(task(fh, iid, "Task_JointHandle").due_at) == end_of_day("2026-10-15")
+    assert to_utc(the_task(fh, iid, "Task_JointHandle").due_at) == end_of_day("2026-10-15")
 
     # the server is down from 10-09 until the end of November: the deadline fires once when it comes back
     clock.set("2026-11-30T09:00:00")
@@ -360,9 +338,9 @@ def test_progress_report_on_a_long_joint_case(fh: ProcessEngine, clock: FixedClo
     assert progress.kind == "cycle" and to_utc(progress.due_at) == to_utc("2026-10-07T10:00:00")
     clock.set("2026-10-07T10:00:00")
     assert fh.runtime.run_due_timers() == 1
-    report = task(fh, iid, "Task_ProgressJoint")
+    report = the_task(fh, iid, "Task_ProgressJoint")
     assert report.candidate_groups == "承办单位"
-    task(fh, iid, "Task_JointHandle")  # still being handled
+    the_task(fh, iid, "Task_JointHandle")  # still being handled
     fh.runtime.complete_task(report.task_guid, {"progress": "已完成现场踏勘，正在拟定扶持方案。"}, actor="jxj")
     last = rows(fh, Outbox, instance_id=iid)[-1]
     assert last.recipient == "enterprise" and "现场踏勘" in last.body
@@ -379,20 +357,20 @@ def test_progress_report_on_a_long_joint_case(fh: ProcessEngine, clock: FixedClo
 def test_escalation_to_the_leading_group(fh: ProcessEngine, clock: FixedClock) -> None:
     iid = submit(fh, category="factor_power", title="园区电力扩容", channel="forum")
     contact(fh, iid, "escalate", opinion="涉及园区整体电力规划，问题重大。")
-    analyse = task(fh, iid, "Task_Analyse")
+    analyse = the_task(fh, iid, "Task_Analyse")
     assert analyse.candidate_groups == "企服专班"
     fh.runtime.complete_task(analyse.task_guid, {"analysis": "需新建变电站，投资大、涉及部门多。", "decision": "escalate"},
                              actor="team")
     case = case_row(fh, iid)
     assert case.escalated_to == "FH-LG" and ("FH-LG", "escalated") in [(u.unit_code, u.role) for u in case.units]
-    decide = task(fh, iid, "Task_DecidePlan")
+    decide = the_task(fh, iid, "Task_DecidePlan")
     assert decide.candidate_groups == "领导小组"
     fh.runtime.complete_task(decide.task_guid, {"plan": "经信局牵头，会同供电公司年内完成扩容。", "lead_unit": "FH-JXJ",
                                                 "plan_deadline": "2026-10-30"}, actor="leader")
     case = case_row(fh, iid)
     assert case.handling_unit == "FH-JXJ"
     assert ("FH-JXJ", "handling") in [(u.unit_code, u.role) for u in case.units]
-    execute = task(fh, iid, "Task_ExecutePlan")
+    execute = the_task(fh, iid, "Task_ExecutePlan")
     assert to_utc(execute.due_at) == end_of_day("2026-10-30")
     clock.set("2026-10-07T10:00:01")
     assert fh.runtime.run_due_timers() == 1  # the weekly progress report, not the plan deadline
@@ -414,7 +392,7 @@ def test_special_team_analysis_may_turn_an_escalation_into_joint_handling(fh: Pr
     iid = submit(fh)
     contact(fh, iid, "escalate")
     complete(fh, iid, "Task_Analyse", {"analysis": "两个部门协同即可解决，无需上报。", "decision": "joint"})
-    task(fh, iid, "Task_Organise")
+    the_task(fh, iid, "Task_Organise")
     assert case_row(fh, iid).escalated_to is None
 
 
@@ -452,7 +430,7 @@ def test_dissatisfied_rating_sends_the_case_back_then_satisfied_closes_it(fh: Pr
     assert [r.value for r in rows(fh, Rating, case_id=case.id)] == ["不满意"]
     assert [m.recipient for m in rows(fh, Outbox, instance_id=iid)][-1] == "督办"  # reported for accountability
     # back into handling: the centre contacts the enterprise again, with a fresh same-day limit
-    again = task(fh, iid, "Task_Contact")
+    again = the_task(fh, iid, "Task_Contact")
     assert to_utc(again.due_at) == end_of_day("2026-10-08")
     assert status(fh, iid) == "running"
     clock.set("2026-10-09T09:00:00")
@@ -498,4 +476,4 @@ def test_centre_is_reminded_when_no_opinion_on_the_day_of_receipt(fh: ProcessEng
     assert message.recipient == "中心工作人员" and "当日" in message.body
     case = case_row(fh, iid)
     assert (case.ledger_status, case.overdue) == ("handling", False)  # a reminder, not a carried case
-    task(fh, iid, "Task_Contact")
+    the_task(fh, iid, "Task_Contact")

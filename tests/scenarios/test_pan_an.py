@@ -22,12 +22,13 @@ from lxml import etree
 from sqlalchemy import select
 
 from engine.clock import FixedClock, to_utc
-from engine.models import Deployment, Event, HumanTask, Instance, Timer
+from engine.models import Deployment, Event, Instance, Timer
 from engine.process_engine import ProcessEngine
 from handlers.intake import submit_case
 from handlers.models import CaseUnit, EnterpriseCase, JointReview, Outbox, Rating, RevisitDraw, Supervision
 from handlers.revisit import draw_for
 from tests.scenarios.conftest import deploy_process
+from tests.scenarios.steps import complete, end_of_day, open_tasks, the_task
 
 PROCESS = "pan_an_station"
 FIELDS = {
@@ -44,11 +45,6 @@ FLOW_NODE_TAGS = {"startEvent", "endEvent", "boundaryEvent", "userTask", "servic
                   "parallelGateway", "inclusiveGateway", "intermediateCatchEvent", "intermediateThrowEvent"}
 
 
-def end_of(day: str) -> datetime:
-    """The instant a deadline on ``day`` ends: 23:59:59 Asia/Shanghai."""
-    return to_utc(f"{day}T23:59:59")
-
-
 # --- helpers ---------------------------------------------------------------------------------------------
 @pytest.fixture
 def pa(case_engine: ProcessEngine) -> ProcessEngine:
@@ -58,24 +54,6 @@ def pa(case_engine: ProcessEngine) -> ProcessEngine:
 
 def submit(engine: ProcessEngine, **overrides: Any) -> int:
     return submit_case(engine, PROCESS, {**FIELDS, **overrides}).instance_id
-
-
-def open_tasks(engine: ProcessEngine, iid: int) -> list[HumanTask]:
-    with engine.session() as s:
-        rows = list(s.scalars(select(HumanTask).where(HumanTask.instance_id == iid).order_by(HumanTask.id)))
-        s.expunge_all()
-        return rows
-
-
-def the_task(engine: ProcessEngine, iid: int, spec_id: str) -> HumanTask:
-    rows = [t for t in open_tasks(engine, iid) if t.spec_id == spec_id]
-    assert len(rows) == 1, f"expected one open {spec_id}, open: {[t.spec_id for t in open_tasks(engine, iid)]}"
-    return rows[0]
-
-
-def complete(engine: ProcessEngine, iid: int, spec_id: str, data: dict[str, Any] | None = None,
-             actor: str = "clerk") -> None:
-    engine.runtime.complete_task(the_task(engine, iid, spec_id).task_guid, data or {}, actor=actor)
 
 
 def case_row(engine: ProcessEngine, iid: int) -> EnterpriseCase:
@@ -214,9 +192,9 @@ def test_simple_problem_is_answered_on_the_spot_the_same_day(pa: ProcessEngine) 
     classify(pa, iid, "simple")
     answer = the_task(pa, iid, "Task_AnswerOnSpot")
     assert answer.candidate_groups == "综合受理板块"
-    assert utc(answer.due_at) == end_of("2026-09-30")  # 不过夜: the end of the day of receipt
+    assert utc(answer.due_at) == end_of_day("2026-09-30")  # 不过夜: the end of the day of receipt
     (timer,) = [t for t in timers(pa, iid) if t.status == "waiting"]
-    assert (timer.spec_id, timer.interrupting, utc(timer.due_at)) == ("Boundary_SameDay", True, end_of("2026-09-30"))
+    assert (timer.spec_id, timer.interrupting, utc(timer.due_at)) == ("Boundary_SameDay", True, end_of_day("2026-09-30"))
 
     pa.clock.set("2026-09-30T16:30:00")
     complete(pa, iid, "Task_AnswerOnSpot", {"feedback": "用地手续可在县自然资源局窗口办理，材料清单已告知。"}, actor="受理员")
@@ -243,10 +221,10 @@ def test_complex_problem_is_solved_by_the_agency_panel_within_3_working_days(pa:
     assess = the_task(pa, iid, "Task_AgencyAssess")
     assert assess.candidate_groups == "代办服务板块"
     # 3 working days from Wednesday 2026-09-30 cross National Day and end on the make-up Saturday
-    assert utc(assess.due_at) == end_of("2026-10-10")
+    assert utc(assess.due_at) == end_of_day("2026-10-10")
     waiting = [t for t in timers(pa, iid) if t.status == "waiting"]
     assert [(t.spec_id, t.interrupting, utc(t.due_at)) for t in waiting] == [
-        ("Boundary_AgencyAssess3Days", False, end_of("2026-10-10"))]
+        ("Boundary_AgencyAssess3Days", False, end_of_day("2026-10-10"))]
 
     pa.clock.set("2026-10-08T09:00:00")
     complete(pa, iid, "Task_AgencyAssess", {"joint_panels": "招商服务板块,规划建设服务板块,县企业综合服务中心项目服务板块"},
@@ -255,7 +233,7 @@ def test_complex_problem_is_solved_by_the_agency_panel_within_3_working_days(pa:
     assert review.units == "PA01" and "规划建设服务板块" in review.invitees and "项目服务板块" in review.invitees
     assert [(u.unit_code, u.role) for u in rows(pa, CaseUnit, iid)] == [("PA01", "handling"), ("PA01", "co_handling")]
     handle = the_task(pa, iid, "Task_AgencyHandle")
-    assert utc(handle.due_at) == end_of("2026-10-10")  # the same limit, counted from receipt
+    assert utc(handle.due_at) == end_of_day("2026-10-10")  # the same limit, counted from receipt
 
     pa.clock.set("2026-10-10T11:00:00")  # the make-up Saturday is a working day: still in time
     assert pa.runtime.run_due_timers() == 0
@@ -321,7 +299,7 @@ def test_simple_problem_not_answered_before_the_holiday_moves_to_the_agency_pane
     row = case_row(pa, iid)
     assert row.overdue and row.ledger_status == "carried" and row.handling_unit == "PA01"
     # the agency's 3 working days still count from receipt: over the holiday to the make-up Saturday
-    assert utc(the_task(pa, iid, "Task_AgencyAssess").due_at) == end_of("2026-10-10")
+    assert utc(the_task(pa, iid, "Task_AgencyAssess").due_at) == end_of_day("2026-10-10")
     elements = completed_elements(pa, iid)
     assert "Task_AnswerOnSpot" not in elements
     assert elements.index("Boundary_SameDay") < elements.index("Task_UrgeSameDay") < elements.index(
@@ -334,7 +312,7 @@ def test_case_accepted_on_a_holiday_gets_the_next_working_day_as_its_same_day_li
     clock.set("2026-10-03T10:00:00")  # an enterprise visit during the National Day holiday
     iid = submit(pa)
     classify(pa, iid, "simple")
-    assert utc(the_task(pa, iid, "Task_AnswerOnSpot").due_at) == end_of("2026-10-08")
+    assert utc(the_task(pa, iid, "Task_AnswerOnSpot").due_at) == end_of_day("2026-10-08")
     clock.set("2026-10-07T20:00:00")
     assert pa.runtime.run_due_timers() == 0  # still a holiday: nothing is overdue yet
 
@@ -345,11 +323,11 @@ def test_deadlines_crossing_national_day_skip_the_holiday_and_count_the_make_up_
     clock.set("2026-09-29T15:00:00")  # Tuesday: 3 working days are 09-30, 10-08, 10-09
     early = submit(pa)
     classify(pa, early, "complex")
-    assert utc(the_task(pa, early, "Task_AgencyAssess").due_at) == end_of("2026-10-09")
+    assert utc(the_task(pa, early, "Task_AgencyAssess").due_at) == end_of_day("2026-10-09")
     clock.set("2026-09-30T10:00:00")  # Wednesday: 10-08, 10-09 and the make-up Saturday 10-10
     late = submit(pa)
     classify(pa, late, "complex")
-    assert utc(the_task(pa, late, "Task_AgencyAssess").due_at) == end_of("2026-10-10")
+    assert utc(the_task(pa, late, "Task_AgencyAssess").due_at) == end_of_day("2026-10-10")
 
 
 # --- 诉求服务板块: 块上 problem solved within 5 working days -----------------------------------------------------
@@ -361,7 +339,7 @@ def test_area_problem_the_agency_cannot_solve_is_resolved_by_the_appeal_panel_wi
     through_agency(pa, iid, "unresolved", "涉及多个部门，代办无法解决")
     appeal = the_task(pa, iid, "Task_Appeal")
     assert appeal.candidate_groups == "诉求服务板块"
-    assert utc(appeal.due_at) == end_of("2026-10-13")  # 5 working days from receipt
+    assert utc(appeal.due_at) == end_of_day("2026-10-13")  # 5 working days from receipt
     (timer,) = [t for t in timers(pa, iid) if t.status == "waiting"]
     assert (timer.spec_id, timer.interrupting) == ("Boundary_Appeal5Days", False)
 
@@ -411,7 +389,7 @@ def test_appeal_panel_gives_a_plan_that_is_completed_within_30_working_days(pa: 
     assert plan_msg.recipient == "enterprise" and plan_msg.template == "plan" and "道路改造" in plan_msg.body
     execute = the_task(pa, iid, "Task_PlanExecute")
     assert execute.candidate_groups == "诉求服务板块"
-    assert utc(execute.due_at) == end_of("2026-11-17")  # 30 working days from receipt
+    assert utc(execute.due_at) == end_of_day("2026-11-17")  # 30 working days from receipt
     pa.clock.set("2026-11-16T10:00:00")
     assert pa.runtime.run_due_timers() == 0
     complete(pa, iid, "Task_PlanExecute", {"answer": "道路改造完成"})
@@ -447,7 +425,7 @@ def test_point_problem_is_reported_to_the_county_window_which_resolves_it(pa: Pr
     assert ("PA-COUNTY", "escalated") in [(u.unit_code, u.role) for u in rows(pa, CaseUnit, iid)]
     county = the_task(pa, iid, "Task_CountyHandle")
     assert county.candidate_groups == "兜底服务板块"
-    assert utc(county.due_at) == end_of("2026-10-19")  # 5 working days from the report (Mon 10-12)
+    assert utc(county.due_at) == end_of_day("2026-10-19")  # 5 working days from the report (Mon 10-12)
 
     complete(pa, iid, "Task_CountyHandle", {"answer": "县中心协调上游企业供货"}, actor="难事办理窗口")
     complete(pa, iid, "Task_Feedback", {"feedback": "已由县企业综合服务中心协调解决。"})
@@ -489,7 +467,7 @@ def test_overdue_timer_fires_exactly_once_after_downtime(pa: ProcessEngine) -> N
     assert pa.runtime.run_due_timers() == 0
     (timer,) = [t for t in timers(pa, iid) if t.spec_id == "Boundary_AgencyHandle3Days"]
     assert timer.status == "fired" and utc(timer.fired_at) == to_utc("2026-12-31T09:00:00")
-    assert utc(timer.due_at) == end_of("2026-10-10")
+    assert utc(timer.due_at) == end_of_day("2026-10-10")
     assert len(supervisions(pa, iid)) == 1 and len({r.at for r in rows(pa, Supervision, iid)}) == 1
     assert [t.spec_id for t in open_tasks(pa, iid)].count("Task_OfficeSupervise") == 1
     assert sum(1 for a, _, _ in history(pa, iid) if a == "timer_fired") == 1
