@@ -42,4 +42,5 @@ def responsible_units(case: EnterpriseCase) -> list[str]:
     if not involved:
         return [case.unit]
     latest = max(cu.at for cu in involved)
-    return [cu.unit_code for cu in involved if cu.at == latest]
+    # a unit both handling and co-handling the same round (a station with its panels) answers once
+    return list(dict.fromkeys(cu.unit_code for cu in involved if cu.at == latest))

@@ -78,12 +78,12 @@ def rows(engine: ProcessEngine, model: type, iid: int) -> list[Any]:
 
 
 def supervisions(engine: ProcessEngine, iid: int) -> list[tuple[str, str]]:
-    """Distinct (kind, reason) of the case's 督办/催办 (the handler writes one row per responsible unit)."""
+    """(kind, reason) of the case's 督办/催办: one row per responsible unit, and here that is the station."""
     found: list[tuple[str, str]] = []
     for row in rows(engine, Supervision, iid):
         assert row.unit_code == "PA01"  # the station stays answerable while its panels handle the case
-        if (row.kind, row.reason) not in found:
-            found.append((row.kind, row.reason))
+        assert (row.kind, row.reason) not in found, "the station got the same 督办 twice"
+        found.append((row.kind, row.reason))
     return found
 
 
