@@ -21,7 +21,7 @@ from wtforms.validators import DataRequired, Length, Optional
 
 from engine.errors import QifuError
 
-from .public import ChineseForm, category_choices, choice, intake_errors
+from .public import ChineseForm, category_choices, choice, show_intake_errors
 
 bp = Blueprint("intake", __name__)
 
@@ -112,12 +112,7 @@ def new_case() -> Any:
             try:
                 result = submit_case(engine, PROCESS_OF_REGION[region], fields, actor=current_user.username)
             except QifuError as exc:
-                errors = intake_errors(exc)
-                for name, message in errors.items():
-                    field = getattr(form, name, None)
-                    if field is not None and hasattr(field, "errors"):
-                        field.errors = [*field.errors, message]
-                if not errors:
+                if not show_intake_errors(form, exc):
                     flash(f"受理未成功：{exc.message}", "error")
             else:
                 link = url_for("public.track", token=result.tracking_token, _external=True)

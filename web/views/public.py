@@ -171,6 +171,16 @@ def intake_errors(exc: QifuError) -> dict[str, str]:
     return {str(k): str(v) for k, v in errors.items()}
 
 
+def show_intake_errors(form: Any, exc: QifuError) -> dict[str, str]:
+    """Put a refused intake's per-field messages on the matching form fields; returns them (empty: none)."""
+    errors = intake_errors(exc)
+    for name, message in errors.items():
+        field = getattr(form, name, None)
+        if field is not None and hasattr(field, "errors"):
+            field.errors = [*field.errors, message]
+    return errors
+
+
 @bp.route("/submit", methods=["GET", "POST"])
 def submit() -> Any:
     """企业在线提交诉求（无需登录）."""
@@ -198,11 +208,7 @@ def submit() -> Any:
         try:
             result = submit_case(engine, process_key, fields, actor="企业（网上提交）")
         except QifuError as exc:
-            errors = intake_errors(exc)
-            for name, message in errors.items():
-                field = getattr(form, name, None)
-                if field is not None and hasattr(field, "errors"):
-                    field.errors = [*field.errors, message]
+            errors = show_intake_errors(form, exc)
             general = None if errors else exc.message
             return render_template("public/submit.html", form=form, error=general or "提交未成功，请检查标红的项目。"), 422
         session["public_receipt"] = {"business_key": _get(result, "business_key"),
