@@ -2,6 +2,8 @@
 
 - :mod:`engine.repository` — deployments: validate, version and store diagrams.
 - :mod:`engine.runtime`    — instances: start a case, complete a task, fire a timer; one transaction a step.
+  Helpers of a step: :mod:`engine.instance_rows` (the instance row, SQL Core) and
+  :mod:`engine.workflow_cache` (live workflows kept between steps).
 - :mod:`engine.tasks`      — human tasks: open-task rows, claim, candidate groups.
 - :mod:`engine.jobs`       — timers: due rows, exactly-once claiming, the executor.
 - :mod:`engine.history`    — the hash-chained event log: append, verify, replay.

@@ -185,8 +185,11 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+_REVISION = select(func.count(CalendarYear.__table__.c.year), func.max(CalendarYear.__table__.c.loaded_at))
+
+
 def _revision(session: Session) -> tuple:
-    row = session.execute(select(func.count(CalendarYear.year), func.max(CalendarYear.loaded_at))).one()
+    row = session.connection().execute(_REVISION).one()  # Core, built once: this runs in steps
     return (row[0], str(row[1]))
 
 

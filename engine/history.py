@@ -18,13 +18,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from .errors import NotFoundError
 from .models import Event, Instance
 
 GENESIS = "0" * 64
+_INSERT = insert(Event.__table__)  # built once: a statement built per call costs more than running it
 
 
 def canonical(value: Any) -> str:
@@ -48,20 +49,31 @@ def event_hash(prev_hash: str, *, instance_id: int, seq: int, at: datetime, acto
     return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
 
 
-def append(session: Session, instance: Instance, *, at: datetime, actor: str | None, action: str,
-           task_guid: str | None = None, spec_id: str | None = None, payload: dict[str, Any]) -> Event:
-    """Append the next event of ``instance`` and move the instance's chain head. Call inside the step."""
+@dataclass(frozen=True)
+class Appended:
+    seq: int
+    hash: str
+
+
+def append(session: Session, instance: Any, *, at: datetime, actor: str | None, action: str,
+           task_guid: str | None = None, spec_id: str | None = None, payload: dict[str, Any]) -> Appended:
+    """Append the next event of ``instance`` and move its chain head. Call inside the step's transaction.
+
+    ``instance`` is anything with ``id``, ``history_seq`` and ``history_hash``: the ORM model or the
+    runtime's :class:`~engine.instance_rows.InstanceRecord`. The caller saves the moved head with the rest
+    of the instance row. The event is inserted with SQL Core, as it is written in every step.
+    """
     seq = (instance.history_seq or 0) + 1
     prev = instance.history_hash or GENESIS
     body = canonical(payload)
     digest = event_hash(prev, instance_id=instance.id, seq=seq, at=at, actor=actor, action=action,
                         task_guid=task_guid, spec_id=spec_id, payload=body)
-    event = Event(instance_id=instance.id, seq=seq, at=at, actor=actor, action=action, task_guid=task_guid,
-                  spec_id=spec_id, payload=body, prev_hash=prev, hash=digest)
-    session.add(event)
+    session.connection().execute(_INSERT, {
+        "instance_id": instance.id, "seq": seq, "at": at, "actor": actor, "action": action, "task_guid": task_guid,
+        "spec_id": spec_id, "payload": body, "prev_hash": prev, "hash": digest})
     instance.history_seq = seq
     instance.history_hash = digest
-    return event
+    return Appended(seq, digest)
 
 
 # --- verification -------------------------------------------------------------------------------------

@@ -20,10 +20,12 @@ import os
 import socket
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
+from uuid import UUID
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from .bpmn import timer_definition
@@ -33,6 +35,16 @@ from .models import Timer
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
+
+# Statements of every step, built once (building one per call costs more than running it).
+_timer = Timer.__table__
+_ONE_WAITING = (_timer.c.instance_id == bindparam("iid"), _timer.c.status == "waiting",
+                _timer.c.task_guid == bindparam("guid"), _timer.c.occurrence == bindparam("occ"))
+_CANCEL = update(_timer).where(*_ONE_WAITING).values(status="cancelled")
+_MOVE = update(_timer).where(*_ONE_WAITING).values(due_at=bindparam("due"), provisional=bindparam("prov"))
+_INSERT = insert(_timer)
+_OPEN = (select(_timer.c.task_guid, _timer.c.occurrence, _timer.c.status)
+         .where(_timer.c.instance_id == bindparam("iid"), _timer.c.status.in_(("waiting", "failed"))))
 
 
 def worker_name() -> str:
@@ -64,41 +76,80 @@ def _boundary_info(task: Any) -> tuple[bool | None, str | None]:
     return bool(spec.cancel_activity), attached
 
 
-def sync_timers(session: Session, instance_id: int, workflow: Any,
-                now: datetime) -> tuple[list[Timer], list[Timer], list[Timer]]:
-    """Make the instance's waiting timer rows match its waiting timer events.
+@dataclass(frozen=True)
+class TimerChange:
+    """A timer row a step scheduled, cancelled or moved, as the history event records it."""
 
-    Returns (scheduled, cancelled, moved): ``moved`` are rows whose due instant or provisional flag changed
-    (an agreed date, a calendar correction), so the caller can bring the tasks they guard along.
-    """
-    open_rows = {(r.task_guid, r.occurrence): r for r in session.scalars(
-        select(Timer).where(Timer.instance_id == instance_id, Timer.status == "waiting"))}
-    wanted: dict[tuple[str, int], Any] = {}
+    spec_id: str
+    task_guid: str
+    due_at: datetime
+    provisional: bool
+    occurrence: int
+
+
+class WaitingTimer(NamedTuple):
+    due: datetime
+    provisional: bool
+    spec_id: str
+
+
+WaitingTimers = dict[tuple[str, int], WaitingTimer]
+
+
+def waiting_timers(workflow: Any) -> WaitingTimers:
+    """``(task guid, occurrence) → WaitingTimer`` of every waiting timer event: what the rows mirror."""
+    out: WaitingTimers = {}
     for task in waiting_timer_tasks(workflow):
         due = timer_due(task)
         if due is not None:
-            wanted[(str(task.id), due[1])] = (task, due[0])
-    scheduled, cancelled, moved = [], [], []
-    for key, row in open_rows.items():
-        if key not in wanted:
-            row.status = "cancelled"
-            cancelled.append(row)
-        else:
-            task, due = wanted[key]
-            provisional = bool(task._get_internal_data("qifu_provisional", False))
-            if to_utc(row.due_at) != due or bool(row.provisional) != provisional:
-                row.due_at, row.provisional = due, provisional
-                moved.append(row)
-    for key, (task, due) in wanted.items():
-        if key in open_rows:
-            continue
-        interrupting, attached = _boundary_info(task)
-        row = Timer(instance_id=instance_id, task_guid=key[0], spec_id=task.task_spec.bpmn_id or task.task_spec.name,
-                    kind=timer_definition(task.task_spec).kind, interrupting=interrupting, attached_to=attached,
-                    occurrence=key[1], due_at=due, provisional=bool(task._get_internal_data("qifu_provisional", False)),
-                    status="waiting", created_at=now, attempts=0)
-        session.add(row)
-        scheduled.append(row)
+            out[(str(task.id), due[1])] = WaitingTimer(due[0], bool(task._get_internal_data("qifu_provisional", False)),
+                                                       task.task_spec.bpmn_id or task.task_spec.name)
+    return out
+
+
+def check_rows(session: Session, instance_id: int, expected: WaitingTimers) -> None:
+    """Verify mode: waiting rows are exactly the waiting timer events (a row the executor gave up on as
+    ``failed`` still stands for its event). Raises AssertionError."""
+    rows = {(r.task_guid, r.occurrence): r.status for r in session.connection().execute(_OPEN, {"iid": instance_id})}
+    waiting = {key for key, status in rows.items() if status == "waiting"}
+    if not waiting <= set(expected) <= set(rows):
+        raise AssertionError(f"timer rows of instance {instance_id} do not mirror its waiting timer events: "
+                             f"rows {sorted(rows.items())}, workflow {sorted(expected)}")
+
+
+def sync_timers(session: Session, instance_id: int, before: WaitingTimers, workflow: Any,
+                now: datetime) -> tuple[list[TimerChange], list[TimerChange], list[TimerChange]]:
+    """Write the step's changes to the instance's timer rows.
+
+    ``before`` is :func:`waiting_timers` of the workflow as the step found it, which the waiting rows mirror
+    (every step leaves them so, in the same transaction); it is compared with the workflow now. Returns
+    (scheduled, cancelled, moved): ``moved`` are rows whose due instant or provisional flag changed (an
+    agreed date, a calendar correction), so the caller can bring the tasks they guard along. Only what
+    changed is written, with SQL Core: this runs in every step (see :mod:`engine.instance_rows`).
+    """
+    after = waiting_timers(workflow)
+    cancelled = [TimerChange(t.spec_id, guid, t.due, t.provisional, occ)
+                 for (guid, occ), t in before.items() if (guid, occ) not in after]
+    moved = [TimerChange(t.spec_id, guid, t.due, t.provisional, occ) for (guid, occ), t in after.items()
+             if (guid, occ) in before and before[(guid, occ)][:2] != t[:2]]
+    scheduled = [TimerChange(t.spec_id, guid, t.due, t.provisional, occ)
+                 for (guid, occ), t in after.items() if (guid, occ) not in before]
+    conn = session.connection()
+    if cancelled:
+        conn.execute(_CANCEL, [{"iid": instance_id, "guid": c.task_guid, "occ": c.occurrence} for c in cancelled])
+    if moved:
+        conn.execute(_MOVE, [{"iid": instance_id, "guid": m.task_guid, "occ": m.occurrence, "due": m.due_at,
+                              "prov": m.provisional} for m in moved])
+    if scheduled:
+        rows = []
+        for new in scheduled:
+            task = workflow.get_task_from_id(UUID(new.task_guid))
+            interrupting, attached = _boundary_info(task)
+            rows.append({"instance_id": instance_id, "task_guid": new.task_guid, "spec_id": new.spec_id,
+                         "kind": timer_definition(task.task_spec).kind, "interrupting": interrupting,
+                         "attached_to": attached, "occurrence": new.occurrence, "due_at": new.due_at,
+                         "provisional": new.provisional, "status": "waiting", "created_at": now, "attempts": 0})
+        conn.execute(_INSERT, rows)
     return scheduled, cancelled, moved
 
 

@@ -26,7 +26,7 @@ from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnValidator
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.camunda.specs.user_task import UserTask
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from .bpmn import ExternalServiceTask, QifuParser, camunda_expression, make_serializer, timer_definition
@@ -250,16 +250,60 @@ def latest_deployment(session: Session, process_key: str) -> Deployment | None:
                           .order_by(Deployment.version.desc()).limit(1))
 
 
+@dataclass(frozen=True)
+class DeploymentRef:
+    """What starting a case needs to know of a deployment (the large columns stay in the table)."""
+
+    id: int
+    process_key: str
+    version: int
+    content_hash: str
+
+
+_dep = Deployment.__table__
+_REF = select(_dep.c.id, _dep.c.process_key, _dep.c.version, _dep.c.content_hash)
+_REF_BY_ID = _REF.where(_dep.c.id == bindparam("id"))
+_REF_NEWEST = _REF.where(_dep.c.process_key == bindparam("key")).order_by(_dep.c.version.desc()).limit(1)
+
+
+def find_deployment(session: Session, *, process_key: str | None = None,
+                    deployment_id: int | None = None) -> DeploymentRef | None:
+    """A deployment by id, or the newest version of ``process_key``; None if there is none."""
+    if deployment_id is not None:
+        row = session.connection().execute(_REF_BY_ID, {"id": deployment_id}).one_or_none()
+    else:
+        row = session.connection().execute(_REF_NEWEST, {"key": process_key}).one_or_none()
+    return DeploymentRef(**row._asdict()) if row is not None else None
+
+
 # --- the in-memory spec cache: a version's spec is restored from JSON once per process -----------------
 _spec_cache: dict[tuple[int, str], tuple[Any, dict[str, Any]]] = {}
+
+
+def _restore_specs(spec_json: str) -> tuple[Any, dict[str, Any]]:
+    data = json.loads(spec_json)
+    registry = _serializer.registry
+    spec = registry.restore(data["spec"])
+    subs = {k: registry.restore(v) for k, v in data["subprocess_specs"].items()}
+    return spec, subs
 
 
 def load_specs(deployment: Deployment) -> tuple[Any, dict[str, Any]]:
     key = (deployment.id, deployment.content_hash)
     if key not in _spec_cache:
-        data = json.loads(deployment.spec_json)
-        registry = _serializer.registry
-        spec = registry.restore(data["spec"])
-        subs = {k: registry.restore(v) for k, v in data["subprocess_specs"].items()}
-        _spec_cache[key] = (spec, subs)
+        _spec_cache[key] = _restore_specs(deployment.spec_json)
+    return _spec_cache[key]
+
+
+def specs_for(session: Session, deployment_id: int, content_hash: str) -> tuple[Any, dict[str, Any]]:
+    """The parsed spec of a deployment known by id and content hash; read from the table only once.
+
+    The key includes the hash, not just the id: a database recreated under the same URL (tests, a restored
+    backup) may give the same id to another diagram.
+    """
+    key = (deployment_id, content_hash)
+    if key not in _spec_cache:
+        spec_json = session.connection().scalar(
+            select(Deployment.__table__.c.spec_json).where(Deployment.__table__.c.id == deployment_id))
+        _spec_cache[key] = _restore_specs(spec_json)
     return _spec_cache[key]

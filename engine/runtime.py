@@ -2,15 +2,20 @@
 
 Every change to an instance goes through :meth:`Runtime._step`:
 
-    load (state + cached spec) → act → do_engine_steps() → derive task rows, timer rows and one history
+    read and lock the instance row → get the workflow (the live object this process kept after the
+    previous step if the row still has that step's version and history hash, else built from the row and
+    the cached spec) → act → do_engine_steps() → write the task and timer rows that changed and one history
     event → save state — all in ONE database transaction.
 
 The instance row's version column makes concurrent steps safe: the second writer's UPDATE matches no row,
 its transaction rolls back, and the caller gets :class:`ConflictError`. A crash anywhere inside a step (an
-exception, or the process being killed) leaves the instance at its last committed step.
+exception, or the process being killed) leaves the instance at its last committed step, and the live
+object the step changed is not kept (see :mod:`engine.workflow_cache`).
 
 Instance state is SpiffWorkflow's serialization *without* the spec (the spec lives once per deployment
-version), so a step costs the same early and late in a case's life.
+version), so a step costs the same early and late in a case's life. The statements of a step are SQL Core
+built once (:mod:`engine.instance_rows`, :mod:`engine.tasks`, :mod:`engine.jobs`, :mod:`engine.history`):
+the ORM's unit of work costs several times more per statement, and a step is the engine's hot path.
 """
 
 from __future__ import annotations
@@ -28,22 +33,23 @@ from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from . import compaction, history, jobs, tasks
+from . import compaction, history, instance_rows, jobs, tasks
 from .bpmn import ExternalServiceTask, make_serializer
 from .calendar import WorkdayCalendar, load_calendar, track_provisional
 from .clock import Clock, SystemClock, to_utc
 from .errors import ConflictError, NotFoundError, QifuError, ServiceTaskError
 from .forms import form_fields, validate_form
-from .models import Deployment, HumanTask, Instance, Timer
-from .repository import latest_deployment, load_specs
+from .instance_rows import InstanceRecord
+from .models import Deployment, Instance, Timer
+from .repository import find_deployment, load_specs, specs_for
 from .scripting import RestrictedScriptEngine, as_datetime
 from .services import ServiceCall, ServiceRegistry
 from .services import registry as default_registry
+from .workflow_cache import WorkflowCache
 
 STATE_VERSION = "1.5"
 
@@ -99,13 +105,25 @@ def _jsonable(value: Any) -> Any:
 # --- the per-step script engine ------------------------------------------------------------------------
 @dataclass
 class StepContext:
+    """What one step's expressions and service tasks may see.
+
+    The calendar is read on first use: most steps compute no deadline, and reading it costs a query that
+    checks whether another process changed the table.
+    """
+
     session: Session
-    instance: Instance
+    instance: InstanceRecord
     now: datetime
-    calendar: WorkdayCalendar
     actor: str | None
     services: ServiceRegistry
     notes: list[dict[str, Any]] = field(default_factory=list)
+    _calendar: WorkdayCalendar | None = None
+
+    @property
+    def calendar(self) -> WorkdayCalendar:
+        if self._calendar is None:
+            self._calendar = load_calendar(self.session)
+        return self._calendar
 
 
 class StepScriptEngine(RestrictedScriptEngine):
@@ -113,19 +131,18 @@ class StepScriptEngine(RestrictedScriptEngine):
 
     def __init__(self, ctx: StepContext) -> None:
         self.ctx = ctx
-        cal = ctx.calendar
 
         def now() -> str:
             return ctx.now.isoformat()
 
         def working_days_after(start: Any, n: int) -> str:
-            return cal.deadline(to_utc(as_datetime(start)), int(n)).isoformat()
+            return ctx.calendar.deadline(to_utc(as_datetime(start)), int(n)).isoformat()
 
         def end_of_working_day(start: Any = None) -> str:
-            return cal.end_of_working_day(to_utc(as_datetime(start)) if start else ctx.now).isoformat()
+            return ctx.calendar.end_of_working_day(to_utc(as_datetime(start)) if start else ctx.now).isoformat()
 
         def is_workday(day: Any) -> bool:
-            return cal.is_workday(as_datetime(day).date())
+            return ctx.calendar.is_workday(as_datetime(day).date())
 
         super().__init__({"now": now, "working_days_after": working_days_after,
                           "end_of_working_day": end_of_working_day, "is_workday": is_workday})
@@ -221,6 +238,9 @@ def _move_due(task: Any, due: datetime, provisional: bool) -> None:
 
 
 # --- the runtime ---------------------------------------------------------------------------------------
+_CACHE_PUT = "qifu_workflow_cache_put"  # session.info key: the workflow a step leaves, filed after commit
+
+
 @dataclass
 class StepResult:
     instance_id: int
@@ -242,6 +262,7 @@ class Runtime:
         self.sessions = sessions
         self.clock = clock or SystemClock()
         self.services = services or default_registry
+        self.cache = WorkflowCache()
 
     @contextmanager
     def _transaction(self) -> Iterator[Session]:
@@ -249,13 +270,16 @@ class Runtime:
         try:
             yield session
             session.commit()
+            committed = session.info.pop(_CACHE_PUT, None)
+            if committed is not None:
+                self.cache.put(*committed)
         except StaleDataError:
             session.rollback()
-            raise ConflictError("案件已被他人更新，请刷新后重试 (the case changed meanwhile)") from None
+            raise ConflictError(instance_rows.CONFLICT) from None
         except IntegrityError as exc:
             session.rollback()
             if "uq_event_instance_seq" in str(exc.orig):
-                raise ConflictError("案件已被他人更新，请刷新后重试 (the case changed meanwhile)") from None
+                raise ConflictError(instance_rows.CONFLICT) from None
             raise
         except BaseException:
             session.rollback()
@@ -269,45 +293,36 @@ class Runtime:
         """Start a case of the newest version of ``process_key`` (or of ``deployment_id``)."""
         data = dict(data or {})
         _jsonable(data)
-        try:
-            with self._transaction() as session:
-                deployment = (session.get(Deployment, deployment_id) if deployment_id
-                              else latest_deployment(session, process_key))
-                if deployment is None:
-                    raise NotFoundError(f"流程未部署: {process_key}")
-                now = self.clock.now()
-                if session.scalar(select(Instance.id).where(Instance.business_key == business_key)):
-                    raise ConflictError(f"业务编号已存在: {business_key}")
-                instance = Instance(deployment_id=deployment.id, business_key=business_key, status="running",
-                                    state_json="{}", data_json="{}", started_at=now, updated_at=now,
-                                    started_by=actor, history_seq=0, history_hash="")
-                session.add(instance)
-                session.flush()
-                spec, subs = load_specs(deployment)
-                workflow = BpmnWorkflow(spec, subs)
+        with self._transaction() as session:
+            deployment = find_deployment(session, process_key=process_key, deployment_id=deployment_id)
+            if deployment is None:
+                raise NotFoundError(f"流程未部署: {process_key}")
+            now = self.clock.now()
+            instance = instance_rows.insert_new(session, deployment=deployment, business_key=business_key,
+                                                now=now, actor=actor)
+            workflow = BpmnWorkflow(*specs_for(session, deployment.id, deployment.content_hash))
 
-                def act(wf: BpmnWorkflow, completed: list[Any]) -> None:
-                    for t in wf.get_tasks(state=TaskState.READY):
-                        t.data.update(data)
+            def act(wf: BpmnWorkflow, completed: list[Any]) -> None:
+                for t in wf.get_tasks(state=TaskState.READY):
+                    t.data.update(data)
 
-                return self._step(session, instance, workflow, now, actor, "started", act,
-                                  details={"process": deployment.process_key, "version": deployment.version,
-                                           "data": data})
-        except IntegrityError:
-            raise ConflictError(f"业务编号已存在: {business_key}") from None
+            return self._step(session, instance, workflow, now, actor, "started", act,
+                              details={"process": deployment.process_key, "version": deployment.version,
+                                       "data": data})
 
     def complete_task(self, task_guid: str, data: dict[str, Any] | None = None, *, actor: str | None = None,
                       expected_version: int | None = None, enforce_assignee: bool = True) -> StepResult:
         """Validate ``data`` against the task's form, then complete it. Conflicts raise ConflictError."""
         with self._transaction() as session:
-            row = session.scalar(select(HumanTask).where(HumanTask.task_guid == task_guid))
-            if row is None:
+            found = instance_rows.read_for_task(session, task_guid)
+            if found is None:
                 raise ConflictError("任务已办结或不存在 (the task is no longer open)")
-            if enforce_assignee and row.assignee and actor and row.assignee != actor:
-                raise ConflictError(f"任务已由 {row.assignee} 认领")
-            instance, workflow = self._load(session, row.instance_id)
+            instance, assignee = found
+            if enforce_assignee and assignee and actor and assignee != actor:
+                raise ConflictError(f"任务已由 {assignee} 认领")
+            workflow = self._workflow_for_step(session, instance)
             if expected_version is not None and instance.version != expected_version:
-                raise ConflictError("案件已被他人更新，请刷新后重试 (the case changed meanwhile)")
+                raise ConflictError(instance_rows.CONFLICT)
             task = workflow.get_task_from_id(UUID(task_guid))
             if task is None or task.state != TaskState.READY or not task.task_spec.manual:
                 raise ConflictError("任务当前不可办理")
@@ -333,7 +348,7 @@ class Runtime:
                 return False
             if not jobs.claim(session, timer_id, worker, now):
                 return False
-            instance, workflow = self._load(session, timer.instance_id)
+            instance, workflow = self._load_for_step(session, timer.instance_id)
             task = workflow.get_task_from_id(UUID(timer.task_guid))
             if task is None or task.state != TaskState.WAITING:
                 session.get(Timer, timer_id).status = "cancelled"
@@ -348,7 +363,8 @@ class Runtime:
 
             self._step(session, instance, workflow, now, worker, "timer_fired", act, task=task,
                        details={"timer": timer_id, "due_at": to_utc(timer.due_at).isoformat(),
-                                "occurrence": timer.occurrence, "interrupting": timer.interrupting})
+                                "occurrence": timer.occurrence, "interrupting": timer.interrupting},
+                       fired_timer=(timer.task_guid, timer.occurrence))
             return True
 
     def run_due_timers(self, limit: int = 100, worker: str | None = None) -> int:
@@ -376,7 +392,7 @@ class Runtime:
             timer = session.get(Timer, timer_id)
             if timer is None or timer.status != "waiting":
                 raise ConflictError("定时器不在等待状态")
-            instance, workflow = self._load(session, timer.instance_id)
+            instance, workflow = self._load_for_step(session, timer.instance_id)
             task = workflow.get_task_from_id(UUID(timer.task_guid))
             old = to_utc(timer.due_at)
 
@@ -399,14 +415,13 @@ class Runtime:
             timer = session.get(Timer, timer_id)
             if timer is None or timer.status != "waiting" or timer.kind == "cycle":
                 return None
-            instance, workflow = self._load(session, timer.instance_id)
+            instance, workflow = self._load_for_step(session, timer.instance_id)
             task = workflow.get_task_from_id(UUID(timer.task_guid))
             evaluated_at = task._get_internal_data("qifu_evaluated_at") if task is not None else None
             if evaluated_at is None:
                 return None
             then = to_utc(evaluated_at)
-            probe = StepScriptEngine(StepContext(session, instance, then, load_calendar(session), actor,
-                                                 self.services))
+            probe = StepScriptEngine(StepContext(session, instance, then, actor, self.services))
             definition = task.task_spec.event_definition
             with track_provisional() as tracker:
                 value = compute_timer_value(definition.kind, probe.evaluate(task, definition.expression), then)
@@ -446,34 +461,56 @@ class Runtime:
             row = moves[action](session, task_guid, user)
             if row.assignee == before:
                 return  # nothing changed (e.g. claiming one's own task again): nothing to record
+            kept_under = (instance.version, instance.history_hash)
             history.append(session, instance, at=self.clock.now(), actor=actor, action=events[action],
                            task_guid=task_guid, spec_id=row.spec_id,
                            payload={"assignee": row.assignee, "previous": before})
             instance.updated_at = self.clock.now()
+            session.flush()
+            # The workflow is unchanged: a live one kept for the old version is filed under the new one.
+            kept = self.cache.take(instance.id, *kept_under, instance.state_json, dump_state)
+            if kept is not None:
+                session.info[_CACHE_PUT] = (instance.id, instance.version, instance.history_hash, kept)
 
     def workflow(self, session: Session, instance_id: int) -> tuple[Instance, BpmnWorkflow]:
-        """Read an instance and its workflow (no lock; for display)."""
-        return self._load(session, instance_id, lock=False)
-
-    def _load(self, session: Session, instance_id: int, lock: bool = True) -> tuple[Instance, BpmnWorkflow]:
-        # Row lock on PostgreSQL (SQLite's write transactions are already exclusive): a concurrent step on
-        # the same case waits here and then sees the committed state; the version column stays the guard.
-        instance = session.get(Instance, instance_id, with_for_update=lock or None, populate_existing=lock)
+        """Read an instance and its workflow (no lock; for display). Always built from the stored state."""
+        instance = session.get(Instance, instance_id)
         if instance is None:
             raise NotFoundError(f"案件不存在: {instance_id}")
         deployment = session.get(Deployment, instance.deployment_id)
-        spec, subs = load_specs(deployment)
-        return instance, load_state(instance.state_json, spec, subs)
+        return instance, load_state(instance.state_json, *load_specs(deployment))
+
+    def _load_for_step(self, session: Session, instance_id: int) -> tuple[InstanceRecord, BpmnWorkflow]:
+        """Read and lock an instance row, and get its workflow."""
+        instance = instance_rows.read(session, instance_id, lock=True)
+        return instance, self._workflow_for_step(session, instance)
+
+    def _workflow_for_step(self, session: Session, instance: InstanceRecord) -> BpmnWorkflow:
+        """The workflow of a locked instance row: the live one this process kept, else built from the row."""
+        workflow = self.cache.take(instance.id, instance.version, instance.history_hash, instance.state_json,
+                                   dump_state)
+        if workflow is None:
+            workflow = load_state(instance.state_json, *specs_for(session, instance.deployment_id,
+                                                                  instance.content_hash))
+        return workflow
 
     # -- the one way in -------------------------------------------------------------------------------
-    def _step(self, session: Session, instance: Instance, workflow: BpmnWorkflow, now: datetime,
+    def _step(self, session: Session, instance: InstanceRecord, workflow: BpmnWorkflow, now: datetime,
               actor: str | None, action: str, act: Callable[[BpmnWorkflow, list[Any]], None], *,
-              task: Any = None, details: dict[str, Any] | None = None) -> StepResult:
+              task: Any = None, details: dict[str, Any] | None = None,
+              fired_timer: tuple[str, int] | None = None) -> StepResult:
         if instance.status != "running" and action != "started":
             raise ConflictError("案件已结束")
-        ctx = StepContext(session, instance, now, load_calendar(session), actor, self.services)
+        ctx = StepContext(session, instance, now, actor, self.services)
         engine = StepScriptEngine(ctx)
         workflow.script_engine = engine
+        # What the task and timer rows mirror now: the step writes only the difference.
+        tasks_before = tasks.ready_user_task_ids(workflow)
+        timers_before = jobs.waiting_timers(workflow)
+        timers_before.pop(fired_timer, None)  # its row has just been claimed as fired
+        if self.cache.verify:
+            tasks.check_rows(session, instance.id, tasks_before)
+            jobs.check_rows(session, instance.id, timers_before)
         completed: list[Any] = []
         try:
             act(workflow, completed)
@@ -489,19 +526,20 @@ class Runtime:
         except Exception as exc:
             raise ServiceTaskError(f"流程执行出错: {type(exc).__name__}: {exc}") from exc
 
-        evaluate = engine.evaluate
-        opened, closed = tasks.sync_open_tasks(session, instance.id, workflow, now, evaluate)
-        scheduled, cancelled, moved = jobs.sync_timers(session, instance.id, workflow, now)
+        ready = tasks.ready_user_tasks(workflow)
+        opened, closed = tasks.sync_open_tasks(session, instance.id, tasks_before, ready, now, engine.evaluate)
+        scheduled, cancelled, moved = jobs.sync_timers(session, instance.id, timers_before, workflow, now)
         if moved:
             tasks.refresh_due(session, instance.id, workflow)
 
         before = json.loads(instance.data_json or "{}")
-        after = dict(before)
+        merged: dict[str, Any] = {}
         for t in completed:
-            after.update(_jsonable(t.data))
+            merged.update(t.data)
+        after = {**before, **_jsonable(merged)}
         data_set = {k: v for k, v in after.items() if k not in before or before[k] != v}
 
-        active = [{**_element(t), "state": "ready"} for t in tasks.ready_user_tasks(workflow)]
+        active = [{**_element(t), "state": "ready"} for t in ready]
         active += [{**_element(t), "state": "waiting"} for t in workflow.event_manager.tasks.values()]
         payload = {
             "data_set": data_set,
@@ -522,7 +560,7 @@ class Runtime:
             instance.ended_at = now
         instance.state_json = dump_state(workflow)
         instance.data_json = json.dumps(after, ensure_ascii=False, default=str)
-        instance.updated_at = now
-        session.flush()
+        instance_rows.write(session, instance, now)
+        session.info[_CACHE_PUT] = (instance.id, instance.version, instance.history_hash, workflow)
         return StepResult(instance.id, instance.business_key, instance.status, instance.version, event.seq,
                           [str(t.id) for t in opened])

@@ -14,13 +14,21 @@ from typing import Any
 from uuid import UUID
 
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from .bpmn import camunda_expression, timer_definition
 from .clock import to_utc
 from .errors import ConflictError, NotFoundError
 from .models import HumanTask
+
+_human_task = HumanTask.__table__
+# Statements of every step, built once (building one per call costs more than running it).
+_GUIDS = select(_human_task.c.task_guid).where(_human_task.c.instance_id == bindparam("instance_id"))
+_DELETE = delete(_human_task).where(_human_task.c.task_guid == bindparam("guid"))
+_INSERT = insert(_human_task)
+_SET_DUE = (update(_human_task).where(_human_task.c.task_guid == bindparam("guid"))
+            .values(due_at=bindparam("due"), due_provisional=bindparam("prov")))
 
 
 def split_groups(value: Any) -> list[str]:
@@ -59,23 +67,39 @@ def attached_timer_due(task: Any) -> tuple[datetime | None, bool]:
 
 
 def ready_user_tasks(workflow: Any) -> list[Any]:
+    """READY user tasks in the order of the task tree (depth first), subprocesses included."""
     return [t for t in workflow.get_tasks(state=TaskState.READY) if t.task_spec.manual]
 
 
-def sync_open_tasks(session: Session, instance_id: int, workflow: Any, now: datetime,
-                    evaluate: Callable[[Any, str], Any]) -> tuple[list[Any], list[str]]:
-    """Bring the instance's human_task rows in line with its READY user tasks.
+def ready_user_task_ids(workflow: Any) -> set[str]:
+    """The guids of :func:`ready_user_tasks`, by a plain scan (no tree walk): what the rows mirror."""
+    workflows = [workflow, *getattr(workflow, "subprocesses", {}).values()]
+    return {str(t.id) for wf in workflows for t in wf.tasks.values()
+            if t.state == TaskState.READY and t.task_spec.manual}
 
-    Returns (newly opened tasks, guids of closed rows) for the history event.
+
+def check_rows(session: Session, instance_id: int, expected: set[str]) -> None:
+    """Verify mode: the instance's human_task rows are exactly ``expected`` (raises AssertionError)."""
+    rows = set(session.connection().scalars(_GUIDS, {"instance_id": instance_id}))
+    if rows != expected:
+        raise AssertionError(f"human_task rows of instance {instance_id} do not mirror its READY user tasks: "
+                             f"rows {sorted(rows)}, workflow {sorted(expected)}")
+
+
+def sync_open_tasks(session: Session, instance_id: int, before: set[str], ready: list[Any], now: datetime,
+                    evaluate: Callable[[Any, str], Any]) -> tuple[list[Any], list[str]]:
+    """Write the step's changes to the instance's human_task rows.
+
+    ``before`` holds the guids of the READY user tasks as the step found the workflow, which the rows mirror
+    (every step leaves them so, in the same transaction); ``ready`` are the READY user tasks now. Returns
+    (newly opened tasks, guids of closed rows) for the history event. Only what changed is written, with
+    SQL Core: this runs in every step (see :mod:`engine.instance_rows`).
     """
-    ready = {str(t.id): t for t in ready_user_tasks(workflow)}
-    rows = {r.task_guid: r for r in session.scalars(select(HumanTask).where(HumanTask.instance_id == instance_id))}
-    closed = [guid for guid in rows if guid not in ready]
-    for guid in closed:
-        session.delete(rows[guid])
-    opened = []
-    for guid, task in ready.items():
-        if guid in rows:
+    now_ready = {str(t.id): t for t in ready}
+    closed = [guid for guid in before if guid not in now_ready]
+    opened, rows = [], []
+    for guid, task in now_ready.items():
+        if guid in before:
             continue
         due, provisional = attached_timer_due(task)
         due_expr = _attribute(task, "dueDate", evaluate)
@@ -83,21 +107,32 @@ def sync_open_tasks(session: Session, instance_id: int, workflow: Any, now: date
             due, provisional = to_utc(due_expr), False
         groups = split_groups(_attribute(task, "candidateGroups", evaluate)) or split_groups(task.task_spec.lane)
         assignee = _attribute(task, "assignee", evaluate)
-        session.add(HumanTask(
-            instance_id=instance_id, task_guid=guid, spec_id=task.task_spec.bpmn_id or task.task_spec.name,
-            name=task.task_spec.bpmn_name, lane=task.task_spec.lane, candidate_groups=",".join(groups),
-            assignee=str(assignee) if assignee else None, due_at=due, due_provisional=provisional, created_at=now))
+        rows.append({"instance_id": instance_id, "task_guid": guid,
+                     "spec_id": task.task_spec.bpmn_id or task.task_spec.name, "name": task.task_spec.bpmn_name,
+                     "lane": task.task_spec.lane, "candidate_groups": ",".join(groups),
+                     "assignee": str(assignee) if assignee else None, "due_at": due,
+                     "due_provisional": provisional, "created_at": now})
         opened.append(task)
+    conn = session.connection()
+    if closed:
+        conn.execute(_DELETE, [{"guid": guid} for guid in closed])
+    if rows:
+        conn.execute(_INSERT, rows)
     return opened, closed
 
 
 def refresh_due(session: Session, instance_id: int, workflow: Any) -> None:
     """Recompute due dates of open rows from their attached timers (after a timer was rescheduled)."""
-    for row in session.scalars(select(HumanTask).where(HumanTask.instance_id == instance_id)):
-        task = workflow.get_task_from_id(UUID(row.task_guid))
+    conn = session.connection()
+    changes = []
+    for guid in conn.scalars(_GUIDS, {"instance_id": instance_id}):
+        task = workflow.get_task_from_id(UUID(guid))
         if task is None or (getattr(task.task_spec, "extensions", None) or {}).get("dueDate"):
             continue
-        row.due_at, row.due_provisional = attached_timer_due(task)
+        due, provisional = attached_timer_due(task)
+        changes.append({"guid": guid, "due": due, "prov": provisional})
+    if changes:
+        conn.execute(_SET_DUE, changes)
 
 
 # --- claiming ------------------------------------------------------------------------------------------

@@ -24,6 +24,9 @@ from engine.services import ServiceRegistry
 DIAGRAMS = Path(__file__).parent / "diagrams"
 PG_URL = os.environ.get("QIFU_TEST_PG_URL")  # e.g. postgresql+psycopg://postgres@127.0.0.1:55432/postgres
 BACKENDS = ["sqlite", "postgresql"]
+# Every step checks what it takes on trust against the database: a reused live workflow against the stored
+# state (engine/workflow_cache.py), and the task and timer rows against the workflow (engine/runtime.py).
+os.environ.setdefault("QIFU_VERIFY_STEPS", "1")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -1,0 +1,113 @@
+"""The instance row as a step reads and writes it: plain values and three SQL Core statements.
+
+A step is the engine's hot path (see :mod:`engine.runtime`), so it talks to the ``instance`` table in
+SQLAlchemy Core rather than through the ORM's unit of work, which costs several times more per
+statement. Readers elsewhere (web pages, reports) keep using the :class:`~engine.models.Instance` model.
+The optimistic-concurrency rule is the model's: every write moves ``version`` on by one and is guarded by
+the version the step read, so a concurrent step's write matches no row and becomes a conflict.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from .errors import ConflictError, NotFoundError
+from .models import Deployment, HumanTask, Instance
+from .repository import DeploymentRef
+
+_instance = Instance.__table__
+_deployment = Deployment.__table__
+
+_READ = (select(_instance.c.id, _instance.c.deployment_id, _deployment.c.content_hash, _instance.c.business_key,
+                _instance.c.status, _instance.c.state_json, _instance.c.data_json, _instance.c.version,
+                _instance.c.history_seq, _instance.c.history_hash)
+         .join_from(_instance, _deployment, _deployment.c.id == _instance.c.deployment_id))
+
+# Statements are built once: building one per call costs more than running it.
+_READ_ONE = _READ.where(_instance.c.id == bindparam("id"))
+_READ_LOCKED = _READ_ONE.with_for_update(of=_instance)
+_human_task = HumanTask.__table__
+_READ_BY_TASK = (_READ.add_columns(_human_task.c.assignee)
+                 .join_from(_instance, _human_task, _human_task.c.instance_id == _instance.c.id)
+                 .where(_human_task.c.task_guid == bindparam("guid")).with_for_update(of=_instance))
+_INSERT = insert(_instance)
+_WRITE = update(_instance).where(_instance.c.id == bindparam("b_id"), _instance.c.version == bindparam("b_version"))
+
+CONFLICT = "案件已被他人更新，请刷新后重试 (the case changed meanwhile)"
+
+
+@dataclass
+class InstanceRecord:
+    """One instance row during a step; :func:`write` saves it."""
+
+    id: int
+    deployment_id: int
+    content_hash: str  # of its deployment: with the id, the key of the in-memory spec cache
+    business_key: str
+    status: str
+    state_json: str
+    data_json: str
+    version: int
+    history_seq: int
+    history_hash: str
+    ended_at: datetime | None = None
+
+
+def read(session: Session, instance_id: int, *, lock: bool) -> InstanceRecord:
+    """Read an instance row; with ``lock``, hold it (``FOR UPDATE`` on PostgreSQL) until the step ends.
+
+    SQLite needs no row lock: a write transaction there starts with ``BEGIN IMMEDIATE`` (see
+    :mod:`engine.db`), so steps on one database run one at a time.
+    """
+    row = session.connection().execute(_READ_LOCKED if lock else _READ_ONE, {"id": instance_id}).one_or_none()
+    if row is None:
+        raise NotFoundError(f"案件不存在: {instance_id}")
+    return InstanceRecord(**row._asdict())
+
+
+def read_for_task(session: Session, task_guid: str) -> tuple[InstanceRecord, str | None] | None:
+    """Read and lock the instance an open task belongs to, with the task's assignee; None if not open.
+
+    One statement instead of two (task row, then instance row): completing a task is the commonest step.
+    """
+    row = session.connection().execute(_READ_BY_TASK, {"guid": task_guid}).one_or_none()
+    if row is None:
+        return None
+    values = row._asdict()
+    assignee = values.pop("assignee")
+    return InstanceRecord(**values), assignee
+
+
+def insert_new(session: Session, *, deployment: DeploymentRef, business_key: str, now: datetime,
+               actor: str | None) -> InstanceRecord:
+    """Insert a new running instance (version 1, empty state) that the starting step then fills in.
+
+    A business key already taken raises :class:`ConflictError` (the unique constraint decides, so two
+    concurrent starts with one key cannot both pass a check made beforehand).
+    """
+    try:
+        result = session.connection().execute(_INSERT, {
+            "deployment_id": deployment.id, "business_key": business_key, "status": "running",
+            "state_json": "{}", "data_json": "{}", "version": 1, "started_at": now, "updated_at": now,
+            "started_by": actor, "history_seq": 0, "history_hash": ""})
+    except IntegrityError:  # the caller's transaction is rolled back: nothing of this start is kept
+        raise ConflictError(f"业务编号已存在: {business_key}") from None
+    return InstanceRecord(id=result.inserted_primary_key[0], deployment_id=deployment.id,
+                          content_hash=deployment.content_hash, business_key=business_key, status="running",
+                          state_json="{}", data_json="{}", version=1, history_seq=0, history_hash="")
+
+
+def write(session: Session, record: InstanceRecord, now: datetime) -> None:
+    """Save the step's outcome, guarded by the version the step read; moves ``record.version`` on by one."""
+    result = session.connection().execute(_WRITE, {
+        "b_id": record.id, "b_version": record.version, "status": record.status, "ended_at": record.ended_at,
+        "state_json": record.state_json, "data_json": record.data_json, "updated_at": now,
+        "history_seq": record.history_seq, "history_hash": record.history_hash, "version": record.version + 1})
+    if result.rowcount != 1:
+        raise ConflictError(CONFLICT)
+    record.version += 1
