@@ -561,6 +561,7 @@ class Runtime:
         instance.state_json = dump_state(workflow)
         instance.data_json = json.dumps(after, ensure_ascii=False, default=str)
         instance_rows.write(session, instance, now)
-        session.info[_CACHE_PUT] = (instance.id, instance.version, instance.history_hash, workflow)
+        if instance.status == "running":  # a finished case takes no more steps: nothing to keep
+            session.info[_CACHE_PUT] = (instance.id, instance.version, instance.history_hash, workflow)
         return StepResult(instance.id, instance.business_key, instance.status, instance.version, event.seq,
                           [str(t.id) for t in opened])

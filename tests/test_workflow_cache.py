@@ -44,8 +44,9 @@ def test_a_step_reuses_the_workflow_its_process_saved(engine, simple) -> None:
     cache = engine.runtime.cache
     assert len(cache) == 1  # the start step left its workflow
     hits = cache.hits
-    engine.runtime.complete_task(_open_task(engine, simple.instance_id), {"comment": "同意"}, actor="bob")
+    result = engine.runtime.complete_task(_open_task(engine, simple.instance_id), {"comment": "同意"}, actor="bob")
     assert cache.hits == hits + 1
+    assert result.status == "completed" and len(cache) == 0  # a finished case takes no more steps
 
 
 def test_a_claim_keeps_the_cached_workflow(engine, simple) -> None:
