@@ -289,8 +289,14 @@ class Runtime:
 
     # -- public actions ---------------------------------------------------------------------------------
     def start(self, process_key: str, business_key: str, data: dict[str, Any] | None = None, *,
-              actor: str | None = None, deployment_id: int | None = None) -> StepResult:
-        """Start a case of the newest version of ``process_key`` (or of ``deployment_id``)."""
+              actor: str | None = None, deployment_id: int | None = None,
+              also: Callable[[Session, StepResult], None] | None = None) -> StepResult:
+        """Start a case of the newest version of ``process_key`` (or of ``deployment_id``).
+
+        ``also`` runs inside the start's transaction, after the step: writes of the caller that must be
+        committed with the new case or not at all (the intake API's idempotency record). If it raises,
+        nothing of the start is kept.
+        """
         data = dict(data or {})
         _jsonable(data)
         with self._transaction() as session:
@@ -306,9 +312,12 @@ class Runtime:
                 for t in wf.get_tasks(state=TaskState.READY):
                     t.data.update(data)
 
-            return self._step(session, instance, workflow, now, actor, "started", act,
-                              details={"process": deployment.process_key, "version": deployment.version,
-                                       "data": data})
+            result = self._step(session, instance, workflow, now, actor, "started", act,
+                                details={"process": deployment.process_key, "version": deployment.version,
+                                         "data": data})
+            if also is not None:
+                also(session, result)
+            return result
 
     def complete_task(self, task_guid: str, data: dict[str, Any] | None = None, *, actor: str | None = None,
                       expected_version: int | None = None, enforce_assignee: bool = True) -> StepResult:

@@ -17,6 +17,7 @@ import random
 import re
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -149,12 +150,14 @@ def next_business_key(session: Session, region: str, day: str) -> str:
 
 
 def submit_case(engine: Any, process_key: str, fields: dict[str, Any], *, actor: str | None = None,
-                channel_mode: str | None = None, region: str | None = None) -> SubmittedCase:
+                channel_mode: str | None = None, region: str | None = None,
+                also: Callable[[Session, SubmittedCase], None] | None = None) -> SubmittedCase:
     """Validate, allocate a business key and start ``process_key``; returns the key and the plain token.
 
     ``engine`` is an :class:`engine.process_engine.ProcessEngine`. ``channel_mode`` (``online``/``offline``)
     restricts the channel, e.g. the intake API accepts online channels only. ``region`` is needed only for a
-    process other than the two seed processes (tests).
+    process other than the two seed processes (tests). ``also`` runs in the start's transaction with the
+    case as submitted: what it writes is committed with the case or not at all.
     """
     region = region or PROCESSES.get(process_key)
     if region not in PREFIX:
@@ -168,8 +171,12 @@ def submit_case(engine: Any, process_key: str, fields: dict[str, Any], *, actor:
     for attempt in range(MAX_ATTEMPTS):
         with engine.session() as session:
             key = next_business_key(session, region, day)
+        def with_case(session: Session, started: Any) -> None:
+            if also is not None:
+                also(session, SubmittedCase(started.business_key, token, started.instance_id, list(started.opened)))
+
         try:
-            result = engine.runtime.start(process_key, key, data, actor=actor)
+            result = engine.runtime.start(process_key, key, data, actor=actor, also=with_case)
         except ConflictError:
             if attempt == MAX_ATTEMPTS - 1:
                 raise

@@ -145,6 +145,30 @@ def test_duplicate_business_key_is_refused(engine, simple) -> None:
         engine.runtime.start("simple", "CASE-1", {"received": RECEIVED, "group": "g"})
 
 
+def test_writes_joined_to_a_start_commit_with_it_or_not_at_all(engine, simple) -> None:
+    """``start(also=…)``: the caller's writes share the start's transaction (the API's idempotency record)."""
+    seen = []
+
+    def fails(session, result):  # noqa: ANN001, ANN202
+        seen.append(result.business_key)
+        raise RuntimeError("调用方写入失败")
+
+    with pytest.raises(RuntimeError):
+        engine.runtime.start("simple", "CASE-2", {"received": RECEIVED, "group": "g"}, also=fails)
+    assert seen == ["CASE-2"]
+    with engine.session() as s:
+        assert s.scalar(select(func.count(Instance.id)).where(Instance.business_key == "CASE-2")) == 0
+        assert s.scalar(select(func.count(Event.id))) == 1  # only CASE-1's start
+
+    def notes(session, result):  # noqa: ANN001, ANN202
+        session.add(Event(instance_id=result.instance_id, seq=99, at=engine.clock.now(), action="note",
+                          payload="{}", prev_hash="", hash=""))
+
+    done = engine.runtime.start("simple", "CASE-2", {"received": RECEIVED, "group": "g"}, also=notes)
+    with engine.session() as s:
+        assert s.scalar(select(func.count(Event.id)).where(Event.instance_id == done.instance_id)) == 2
+
+
 def test_assignee_is_enforced(engine, simple) -> None:
     from engine import tasks
 
