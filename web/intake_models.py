@@ -44,8 +44,9 @@ class ApiClient(Base):
 class IdempotencyRecord(Base):
     """The first response to one ``Idempotency-Key`` of one client, replayed for every retry.
 
-    The row is inserted (committed) *before* the case is started; the unique constraint is what stops two
-    concurrent retries from both creating a case. ``status`` is ``pending`` until the response is stored.
+    The row is written in the transaction that starts the case, so a case and its record exist together or
+    not at all; the unique constraint is what stops two concurrent retries from both creating a case.
+    ``status`` is always ``done`` (``pending`` was used by an earlier design that stored the row first).
     The enterprise's tracking token is not stored in plain: ``sealed_token`` is the token XOR a keystream
     derived from the client's bearer token and the idempotency key, which the database does not hold.
     """
@@ -57,7 +58,7 @@ class IdempotencyRecord(Base):
     client_id: Mapped[int] = mapped_column(ForeignKey("api_client.id", ondelete="CASCADE"))
     key: Mapped[str] = mapped_column(String(200))
     request_hash: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending | done
+    status: Mapped[str] = mapped_column(String(20), default="done")
     status_code: Mapped[int | None] = mapped_column(Integer)
     response_json: Mapped[str | None] = mapped_column(Text)
     sealed_token: Mapped[str | None] = mapped_column(String(200))

@@ -112,7 +112,7 @@ def document(server_url: str = "") -> dict[str, Any]:
                                     "schema": {"$ref": "#/components/schemas/CaseCreated"}}}},
                         "400": _error("请求格式错误（非 JSON 对象、缺少 Idempotency-Key）"),
                         "401": _error("缺少或无效的访问令牌"),
-                        "409": _error("幂等键已用于不同内容，或相同请求仍在处理中"),
+                        "409": _error("幂等键已用于内容不同的请求"),
                         "422": _error("字段有误，未予受理（fields 列出各字段的原因）"),
                         "429": _error("请求过于频繁"),
                     },

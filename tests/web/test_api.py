@@ -148,6 +148,33 @@ def test_invalid_fields_are_422_nothing_saved_and_the_key_can_be_reused(api, cli
     assert case_count(web_engine) == 1
 
 
+def test_a_submission_that_dies_half_way_leaves_nothing_and_the_retry_submits(api, client, web_engine,
+                                                                               monkeypatch) -> None:  # noqa: ANN001
+    """The case step has run, the process dies before the commit: no case, no record, no stuck key."""
+    from web.intake_models import IdempotencyRecord
+    from web.views import api as api_view
+
+    token = new_api_client(web_engine)
+    real = api_view._stored_response
+
+    def dies(db, business_key):  # noqa: ANN001, ANN202
+        raise SystemExit("进程在提交前终止")  # not an Exception: nothing may catch it and go on
+
+    monkeypatch.setattr(api_view, "_stored_response", dies)
+    with pytest.raises(SystemExit):
+        post_case(client, token, CASE_FIELDS, key="crash-key")
+    assert case_count(web_engine) == 0
+    with web_engine.session() as session:
+        assert session.scalar(select(func.count(IdempotencyRecord.id))) == 0
+
+    monkeypatch.setattr(api_view, "_stored_response", real)
+    retry = post_case(client, token, CASE_FIELDS, key="crash-key")
+    assert retry.status_code == 201, retry.get_json()
+    again = post_case(client, token, CASE_FIELDS, key="crash-key")
+    assert again.status_code == 200 and again.get_json()["business_key"] == retry.get_json()["business_key"]
+    assert case_count(web_engine) == 1
+
+
 @pytest.mark.parametrize(("change", "field"), [
     ({"channel": "yongqima"}, "channel"),          # a channel this client may not use
     ({"channel": "window_8718"}, "channel"),       # an offline channel (even if the row allowed it)

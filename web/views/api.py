@@ -9,11 +9,12 @@ Design choices, and why:
 - ``Authorization: Bearer <token>``; the ``api_client`` row holds only the token's SHA-256 and the channels
   the client may submit on, so the channel recorded on a case is the one that really brought it. The API is
   exempt from CSRF (no cookies are involved; the bearer token is the credential).
-- ``Idempotency-Key`` is required. The first request inserts and commits an ``idempotency_record`` row
-  *before* the case is started; the unique constraint ``(client, key)`` makes a concurrent retry fail to
-  insert, wait for the first to finish and replay its stored response (200). Same key with a different body
-  is 409. A refused submission (422) deletes its record, so the client may fix the body and retry with the
-  same key. Everything lives in the database, so retries landing on different processes behave the same.
+- ``Idempotency-Key`` is required. The ``idempotency_record`` row, with the response every retry replays,
+  is written in the same transaction that starts the case: both are committed or neither. A concurrent
+  retry's insert fails on the unique constraint ``(client, key)`` (on PostgreSQL it waits for the first
+  transaction to end), its case goes with it, and it replays the first response (200). A process that dies
+  half-way leaves nothing behind, so the retry simply submits again. Same key with a different body is 409.
+  A refused submission (422) stores nothing, so the client may fix the body and retry with the same key.
 - Errors are JSON ``{"error": {"code", "message" (Chinese), "fields"?}}`` with 400/401/404/409/422/429.
 """
 
@@ -24,12 +25,11 @@ import hmac
 import json
 import re
 import secrets
-import time
 from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -43,7 +43,6 @@ bp = Blueprint("api", __name__)
 FIELDS = ("channel", "category", "enterprise_name", "credit_code", "contact_name", "contact_phone",
           "contact_id_number", "title", "description")
 KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,200}$")  # printable ASCII, no spaces
-PENDING_WAIT_SECONDS = 15.0
 
 
 # --- tokens ---------------------------------------------------------------------------------------------
@@ -194,23 +193,17 @@ def _replay(record: IdempotencyRecord, bearer: str) -> Response:
 
 
 def _existing(client: ApiClient, key: str, request_hash: str, bearer: str) -> Response:
-    """A record with this key exists: replay it, refuse a different body, or wait for a pending first try."""
-    deadline = time.monotonic() + float(current_app.config.get("QIFU_IDEMPOTENCY_WAIT", PENDING_WAIT_SECONDS))
-    while True:
-        with _engine().session() as db:
-            record = db.scalar(select(IdempotencyRecord).where(IdempotencyRecord.client_id == client.id,
-                                                               IdempotencyRecord.key == key))
-            if record is not None:
-                db.expunge(record)
-        if record is None:  # the first attempt was refused (422) and removed meanwhile
-            return error(409, "idempotency_retry", "同一幂等键的前一次请求未成功，请重新提交")
-        if record.request_hash != request_hash:
-            return error(409, "idempotency_key_reused", "该幂等键已用于内容不同的请求（Idempotency-Key 不可复用）")
-        if record.status == "done":
-            return _replay(record, bearer)
-        if time.monotonic() >= deadline:
-            return error(409, "in_progress", "相同的请求正在处理中，请稍后重试")
-        time.sleep(0.05)
+    """A record with this key exists: replay its response, or refuse a different body."""
+    with _engine().session() as db:
+        record = db.scalar(select(IdempotencyRecord).where(IdempotencyRecord.client_id == client.id,
+                                                           IdempotencyRecord.key == key))
+        if record is not None:
+            db.expunge(record)
+    if record is None:  # pragma: no cover - records are never deleted while the client exists
+        return error(409, "idempotency_retry", "同一幂等键的前一次请求未成功，请重新提交")
+    if record.request_hash != request_hash:
+        return error(409, "idempotency_key_reused", "该幂等键已用于内容不同的请求（Idempotency-Key 不可复用）")
+    return _replay(record, bearer)
 
 
 # --- endpoints ------------------------------------------------------------------------------------------
@@ -240,54 +233,54 @@ def create_case() -> Response:
     if errors:
         return error(422, "invalid_fields", "提交的数据有误，未予受理", {**_content_errors(client, fields), **errors})
     digest = _request_hash(body)
-
-    try:
-        with engine.session() as db:
-            db.add(IdempotencyRecord(client_id=client.id, key=key, request_hash=digest, status="pending",
-                                     created_at=engine.clock.now()))
-    except IntegrityError:
+    with engine.session() as db:
+        known = db.scalar(select(IdempotencyRecord.id).where(IdempotencyRecord.client_id == client.id,
+                                                             IdempotencyRecord.key == key))
+    if known is not None:
         return _existing(client, key, digest, bearer)
-
-    def forget() -> None:
-        with engine.session() as db:
-            db.execute(delete(IdempotencyRecord).where(IdempotencyRecord.client_id == client.id,
-                                                       IdempotencyRecord.key == key))
 
     from handlers.intake import submit_case
 
+    answer: dict[str, Any] = {}
+
+    def record(db: Session, case: Any) -> None:
+        """In the case's own transaction: store the response that every retry with this key replays."""
+        answer.update(_stored_response(db, case.business_key))
+        db.add(IdempotencyRecord(client_id=client.id, key=key, request_hash=digest, status="done", status_code=201,
+                                 response_json=json.dumps(answer, ensure_ascii=False),
+                                 sealed_token=_seal(case.tracking_token, bearer, key),
+                                 business_key=case.business_key, created_at=engine.clock.now()))
+        db.flush()  # a concurrent retry that committed first makes this fail, and the case with it
+
     try:
-        result = submit_case(engine, client.process_key, fields, actor=f"接口:{client.name}", channel_mode="online")
+        result = submit_case(engine, client.process_key, fields, actor=f"接口:{client.name}", channel_mode="online",
+                             also=record)
     except QifuError as exc:
-        forget()
         field_errors = intake_errors(exc)
         if field_errors:
             return error(422, "invalid_fields", "提交的数据有误，未予受理", field_errors)
         return error(422, exc.code or "refused", exc.message)
-    except BaseException:
-        forget()
-        raise
-    business_key = _value(result, "business_key")
+    except IntegrityError as exc:
+        if "idempotency" not in str(exc.orig):
+            raise
+        return _existing(client, key, digest, bearer)  # the other request's case is the one
     token = _value(result, "tracking_token")
-    with engine.session() as db:
-        from handlers.models import EnterpriseCase
-
-        case = db.scalar(select(EnterpriseCase).where(EnterpriseCase.business_key == business_key))
-        status = public_status(db, case)
-        stored = {"business_key": business_key, "status": status["status"], "status_text": status["status_text"],
-                  "received_at": status["received_at"].isoformat(),
-                  "status_url": url_for("api.get_case", business_key=business_key, _external=True)}
-        record = db.scalar(select(IdempotencyRecord).where(IdempotencyRecord.client_id == client.id,
-                                                           IdempotencyRecord.key == key))
-        record.status, record.status_code = "done", 201
-        record.response_json = json.dumps(stored, ensure_ascii=False)
-        record.sealed_token = _seal(token, bearer, key)
-        record.business_key = business_key
-    body_out = {**stored, "tracking_token": token,
+    body_out = {**answer, "tracking_token": token,
                 "tracking_url": url_for("public.track", token=token, _external=True)}
     response = jsonify(body_out)
     response.status_code = 201
-    response.headers["Location"] = url_for("api.get_case", business_key=business_key)
+    response.headers["Location"] = url_for("api.get_case", business_key=answer["business_key"])
     return response
+
+
+def _stored_response(db: Session, business_key: str) -> dict[str, Any]:
+    from handlers.models import EnterpriseCase
+
+    case = db.scalar(select(EnterpriseCase).where(EnterpriseCase.business_key == business_key))
+    status = public_status(db, case)
+    return {"business_key": business_key, "status": status["status"], "status_text": status["status_text"],
+            "received_at": status["received_at"].isoformat(),
+            "status_url": url_for("api.get_case", business_key=business_key, _external=True)}
 
 
 def _value(result: Any, name: str) -> Any:
