@@ -306,3 +306,17 @@ def test_agreed_date_moves_the_deadline_with_its_reason(engine, simple) -> None:
     details = json.loads(event.payload)["details"]
     assert event.action == "timer_rescheduled" and event.actor == "bob"
     assert details["reason"] == "与企业约定办结时间" and details["from"].startswith("2026-10-09T15:59:59")
+
+
+def test_cli_task_list_shows_deadlines_in_beijing_time(engine, simple, db_url) -> None:
+    """People read the due instant as Beijing wall time; ``--json`` keeps the stored UTC instant."""
+    from click.testing import CliRunner
+
+    from web.cli import main
+
+    def qifu(*args: str):  # noqa: ANN202
+        return CliRunner().invoke(main, list(args), env={"QIFU_DATABASE_URL": db_url}, catch_exceptions=False)
+
+    text_out = qifu("task", "list").output
+    assert "期限 2026-10-09 23:59 (北京时间)" in text_out and "15:59" not in text_out
+    assert "2026-10-09 15:59:59+00:00" in qifu("--json", "task", "list").output
