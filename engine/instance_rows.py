@@ -29,8 +29,7 @@ _READ = (select(_instance.c.id, _instance.c.deployment_id, _deployment.c.content
          .join_from(_instance, _deployment, _deployment.c.id == _instance.c.deployment_id))
 
 # Statements are built once: building one per call costs more than running it.
-_READ_ONE = _READ.where(_instance.c.id == bindparam("id"))
-_READ_LOCKED = _READ_ONE.with_for_update(of=_instance)
+_READ_LOCKED = _READ.where(_instance.c.id == bindparam("id")).with_for_update(of=_instance)
 _human_task = HumanTask.__table__
 _READ_BY_TASK = (_READ.add_columns(_human_task.c.assignee)
                  .join_from(_instance, _human_task, _human_task.c.instance_id == _instance.c.id)
@@ -58,13 +57,13 @@ class InstanceRecord:
     ended_at: datetime | None = None
 
 
-def read(session: Session, instance_id: int, *, lock: bool) -> InstanceRecord:
-    """Read an instance row; with ``lock``, hold it (``FOR UPDATE`` on PostgreSQL) until the step ends.
+def read_locked(session: Session, instance_id: int) -> InstanceRecord:
+    """Read an instance row and hold it (``FOR UPDATE`` on PostgreSQL) until the step ends.
 
     SQLite needs no row lock: a write transaction there starts with ``BEGIN IMMEDIATE`` (see
     :mod:`engine.db`), so steps on one database run one at a time.
     """
-    row = session.connection().execute(_READ_LOCKED if lock else _READ_ONE, {"id": instance_id}).one_or_none()
+    row = session.connection().execute(_READ_LOCKED, {"id": instance_id}).one_or_none()
     if row is None:
         raise NotFoundError(f"案件不存在: {instance_id}")
     return InstanceRecord(**row._asdict())

@@ -245,11 +245,6 @@ def deploy(session: Session, content: bytes, *, filename: str | None = None, act
     return DeployResult(deployment, created=True)
 
 
-def latest_deployment(session: Session, process_key: str) -> Deployment | None:
-    return session.scalar(select(Deployment).where(Deployment.process_key == process_key)
-                          .order_by(Deployment.version.desc()).limit(1))
-
-
 @dataclass(frozen=True)
 class DeploymentRef:
     """What starting a case needs to know of a deployment (the large columns stay in the table)."""

@@ -329,9 +329,9 @@ class Runtime:
             instance, assignee = found
             if enforce_assignee and assignee and actor and assignee != actor:
                 raise ConflictError(f"任务已由 {assignee} 认领")
-            workflow = self._workflow_for_step(session, instance)
             if expected_version is not None and instance.version != expected_version:
                 raise ConflictError(instance_rows.CONFLICT)
+            workflow = self._workflow_for_step(session, instance)
             task = workflow.get_task_from_id(UUID(task_guid))
             if task is None or task.state != TaskState.READY or not task.task_spec.manual:
                 raise ConflictError("任务当前不可办理")
@@ -491,7 +491,7 @@ class Runtime:
 
     def _load_for_step(self, session: Session, instance_id: int) -> tuple[InstanceRecord, BpmnWorkflow]:
         """Read and lock an instance row, and get its workflow."""
-        instance = instance_rows.read(session, instance_id, lock=True)
+        instance = instance_rows.read_locked(session, instance_id)
         return instance, self._workflow_for_step(session, instance)
 
     def _workflow_for_step(self, session: Session, instance: InstanceRecord) -> BpmnWorkflow:
