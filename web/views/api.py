@@ -192,13 +192,17 @@ def _replay(record: IdempotencyRecord, bearer: str) -> Response:
     return response
 
 
-def _existing(client: ApiClient, key: str, request_hash: str, bearer: str) -> Response:
-    """A record with this key exists: replay its response, or refuse a different body."""
+def _find_record(client: ApiClient, key: str) -> IdempotencyRecord | None:
     with _engine().session() as db:
         record = db.scalar(select(IdempotencyRecord).where(IdempotencyRecord.client_id == client.id,
                                                            IdempotencyRecord.key == key))
         if record is not None:
             db.expunge(record)
+    return record
+
+
+def _existing(record: IdempotencyRecord | None, request_hash: str, bearer: str) -> Response:
+    """A record with this key exists: replay its response, or refuse a different body."""
     if record is None:  # pragma: no cover - records are never deleted while the client exists
         return error(409, "idempotency_retry", "同一幂等键的前一次请求未成功，请重新提交")
     if record.request_hash != request_hash:
@@ -233,11 +237,9 @@ def create_case() -> Response:
     if errors:
         return error(422, "invalid_fields", "提交的数据有误，未予受理", {**_content_errors(client, fields), **errors})
     digest = _request_hash(body)
-    with engine.session() as db:
-        known = db.scalar(select(IdempotencyRecord.id).where(IdempotencyRecord.client_id == client.id,
-                                                             IdempotencyRecord.key == key))
+    known = _find_record(client, key)
     if known is not None:
-        return _existing(client, key, digest, bearer)
+        return _existing(known, digest, bearer)
 
     from handlers.intake import submit_case
 
@@ -263,7 +265,7 @@ def create_case() -> Response:
     except IntegrityError as exc:
         if "idempotency" not in str(exc.orig):
             raise
-        return _existing(client, key, digest, bearer)  # the other request's case is the one
+        return _existing(_find_record(client, key), digest, bearer)  # the other request's case is the one
     token = _value(result, "tracking_token")
     body_out = {**answer, "tracking_token": token,
                 "tracking_url": url_for("public.track", token=token, _external=True)}
