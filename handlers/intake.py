@@ -69,15 +69,37 @@ def _id_checksum_ok(number: str) -> bool:
     return "10X98765432"[total % 11] == number[17]
 
 
+# C0 controls other than TAB/LF/CR, and lone surrogates (JSON's "\ud800"): PostgreSQL cannot store NUL in text
+# while SQLite keeps it silently, and none of them belongs in a name or a description.
+UNREADABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
+CODE_LABELS = {"unit": "受理单位", "channel": "受理渠道", "category": "问题分类"}
+
+
+def _unreadable_fields(fields: dict[str, Any]) -> dict[str, str]:
+    """A message per text field holding a character that :data:`UNREADABLE` refuses (checked before strip)."""
+    errors: dict[str, str] = {}
+    for name, label in {**LABELS, **CODE_LABELS}.items():
+        value = fields.get(name)
+        match = UNREADABLE.search(str(value)) if value is not None else None
+        if match:
+            errors[name] = (f"{label}含有不允许的控制字符或无效字符（第 {match.start() + 1} 个字符，"
+                            f"U+{ord(match.group()):04X}），请删除后重新提交")
+    return errors
+
+
 def validate(session: Session, region: str, fields: dict[str, Any], channel_mode: str | None = None
              ) -> dict[str, Any]:
     """Clean case data from submitted fields, or :class:`FormValidationError` with a message per field.
 
-    Unknown keys are dropped: a caller cannot set ``region``, ``received_at`` or ``tracking_hash``.
+    Unknown keys are dropped: a caller cannot set ``region``, ``received_at`` or ``tracking_hash``. Control
+    characters are refused in every text field before anything else looks at it (the unit, channel and
+    category codes are not even queried), so SQLite and PostgreSQL give the same answer.
     """
-    errors: dict[str, str] = {}
+    errors = _unreadable_fields(fields)
     clean: dict[str, Any] = {}
     for name, limit in LIMITS.items():
+        if name in errors:
+            continue
         value = fields.get(name)
         text = "" if value is None else str(value).strip()
         if name in ("contact_phone",):
@@ -103,29 +125,33 @@ def validate(session: Session, region: str, fields: dict[str, Any], channel_mode
         clean["title"] = clean["description"].splitlines()[0][:30]
 
     unit_code = str(fields.get("unit") or DEFAULT_UNIT.get(region, "")).strip()
-    unit = session.scalar(select(OrgUnit).where(OrgUnit.code == unit_code)) if unit_code else None
-    if not unit_code:
-        errors["unit"] = "请选择受理站点（窗口）"
-    elif unit is None or not unit.active:
-        errors["unit"] = f"未知的受理单位“{unit_code}”"
-    elif unit.region != region or unit.kind not in INTAKE_UNIT_KINDS.get(region, ()):
-        errors["unit"] = f"单位“{unit.name}”不是本区域的受理站点（窗口）"
-    else:
-        clean["unit"] = unit.code
+    if "unit" not in errors:
+        unit = session.scalar(select(OrgUnit).where(OrgUnit.code == unit_code)) if unit_code else None
+        if not unit_code:
+            errors["unit"] = "请选择受理站点（窗口）"
+        elif unit is None or not unit.active:
+            errors["unit"] = f"未知的受理单位“{unit_code}”"
+        elif unit.region != region or unit.kind not in INTAKE_UNIT_KINDS.get(region, ()):
+            errors["unit"] = f"单位“{unit.name}”不是本区域的受理站点（窗口）"
+        else:
+            clean["unit"] = unit.code
 
     channel_code = str(fields.get("channel") or "").strip()
-    channel = session.scalar(select(Channel).where(Channel.code == channel_code)) if channel_code else None
-    if not channel_code:
-        errors["channel"] = "请选择受理渠道"
-    elif channel is None or channel.region != region:
-        errors["channel"] = f"未知的受理渠道“{channel_code}”"
-    elif channel_mode and channel.mode != channel_mode:
-        errors["channel"] = f"渠道“{channel.name}”不是{'线上' if channel_mode == 'online' else '线下'}渠道"
-    else:
-        clean["channel"] = channel.code
+    if "channel" not in errors:
+        channel = session.scalar(select(Channel).where(Channel.code == channel_code)) if channel_code else None
+        if not channel_code:
+            errors["channel"] = "请选择受理渠道"
+        elif channel is None or channel.region != region:
+            errors["channel"] = f"未知的受理渠道“{channel_code}”"
+        elif channel_mode and channel.mode != channel_mode:
+            errors["channel"] = f"渠道“{channel.name}”不是{'线上' if channel_mode == 'online' else '线下'}渠道"
+        else:
+            clean["channel"] = channel.code
 
     category_code = str(fields.get("category") or "").strip()
-    if category_code:
+    if "category" in errors:  # already refused (a control character): not looked up
+        pass
+    elif category_code:
         category = session.scalar(select(Category).where(Category.code == category_code))
         if category is None or category.region not in (None, region):
             errors["category"] = f"未知的问题分类“{category_code}”"
