@@ -115,6 +115,29 @@ class HumanTask(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class HistoricTask(Base):
+    """Every user task an instance ever opened, kept after it closes (Camunda's historic task instance).
+
+    Written with the open-task row and closed with it, in the step's transaction. It answers "which case
+    does this task id belong to" by an indexed lookup (a closed task's link still leads to its case), who
+    completed what (a clerk's finished cases), and when a task started and ended (event-log exports).
+    """
+
+    __tablename__ = "historic_task"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("instance.id", ondelete="CASCADE"), index=True)
+    task_guid: Mapped[str] = mapped_column(String(36), unique=True)
+    spec_id: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str | None] = mapped_column(String(400))
+    candidate_groups: Mapped[str] = mapped_column(String(1000), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    outcome: Mapped[str | None] = mapped_column(String(20))  # completed | cancelled (None while open)
+    completed_by: Mapped[str | None] = mapped_column(String(200), index=True)
+
+
 class Timer(Base):
     """A waiting timer event with its due instant. Fired exactly once: ``fired_at`` is set by one claimer."""
 
@@ -143,7 +166,8 @@ class Event(Base):
     """One history event. Append-only; each row's hash covers its content and the previous row's hash."""
 
     __tablename__ = "event"
-    __table_args__ = (UniqueConstraint("instance_id", "seq", name="uq_event_instance_seq"),)
+    __table_args__ = (UniqueConstraint("instance_id", "seq", name="uq_event_instance_seq"),
+                      Index("ix_event_task_guid", "task_guid"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     instance_id: Mapped[int] = mapped_column(ForeignKey("instance.id", ondelete="CASCADE"), index=True)

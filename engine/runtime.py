@@ -536,7 +536,9 @@ class Runtime:
             raise ServiceTaskError(f"流程执行出错: {type(exc).__name__}: {exc}") from exc
 
         ready = tasks.ready_user_tasks(workflow)
-        opened, closed = tasks.sync_open_tasks(session, instance.id, tasks_before, ready, now, engine.evaluate)
+        done = frozenset(str(t.id) for t in completed if t.task_spec.manual)
+        opened, closed = tasks.sync_open_tasks(session, instance.id, tasks_before, ready, now, engine.evaluate,
+                                               completed=done, actor=actor)
         scheduled, cancelled, moved = jobs.sync_timers(session, instance.id, timers_before, workflow, now)
         if moved:
             tasks.refresh_due(session, instance.id, workflow)

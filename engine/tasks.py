@@ -20,13 +20,18 @@ from sqlalchemy.orm import Session
 from .bpmn import camunda_expression, timer_definition
 from .clock import to_utc
 from .errors import ConflictError, NotFoundError
-from .models import HumanTask
+from .models import HistoricTask, HumanTask
 
 _human_task = HumanTask.__table__
+_historic = HistoricTask.__table__
 # Statements of every step, built once (building one per call costs more than running it).
 _GUIDS = select(_human_task.c.task_guid).where(_human_task.c.instance_id == bindparam("instance_id"))
 _DELETE = delete(_human_task).where(_human_task.c.task_guid == bindparam("guid"))
 _INSERT = insert(_human_task)
+_INSERT_HISTORIC = insert(_historic)
+_CLOSE_HISTORIC = (update(_historic).where(_historic.c.task_guid == bindparam("guid"))
+                   .values(ended_at=bindparam("ended"), outcome=bindparam("outcome"), completed_by=bindparam("by")))
+_HISTORIC_COLUMNS = ("instance_id", "task_guid", "spec_id", "name", "candidate_groups", "due_at", "created_at")
 _SET_DUE = (update(_human_task).where(_human_task.c.task_guid == bindparam("guid"))
             .values(due_at=bindparam("due"), due_provisional=bindparam("prov")))
 
@@ -87,11 +92,13 @@ def check_rows(session: Session, instance_id: int, expected: set[str]) -> None:
 
 
 def sync_open_tasks(session: Session, instance_id: int, before: set[str], ready: list[Any], now: datetime,
-                    evaluate: Callable[[Any, str], Any]) -> tuple[list[Any], list[str]]:
-    """Write the step's changes to the instance's human_task rows.
+                    evaluate: Callable[[Any, str], Any], *, completed: frozenset[str] = frozenset(),
+                    actor: str | None = None) -> tuple[list[Any], list[str]]:
+    """Write the step's changes to the instance's human_task rows and their historic_task rows.
 
     ``before`` holds the guids of the READY user tasks as the step found the workflow, which the rows mirror
-    (every step leaves them so, in the same transaction); ``ready`` are the READY user tasks now. Returns
+    (every step leaves them so, in the same transaction); ``ready`` are the READY user tasks now;
+    ``completed`` the guids ``actor`` completed in this step (other closed tasks were cancelled). Returns
     (newly opened tasks, guids of closed rows) for the history event. Only what changed is written, with
     SQL Core: this runs in every step (see :mod:`engine.instance_rows`).
     """
@@ -116,8 +123,12 @@ def sync_open_tasks(session: Session, instance_id: int, before: set[str], ready:
     conn = session.connection()
     if closed:
         conn.execute(_DELETE, [{"guid": guid} for guid in closed])
+        conn.execute(_CLOSE_HISTORIC, [{"guid": guid, "ended": now, "outcome": "completed" if guid in completed
+                                        else "cancelled", "by": actor if guid in completed else None}
+                                       for guid in closed])
     if rows:
         conn.execute(_INSERT, rows)
+        conn.execute(_INSERT_HISTORIC, [{c: r[c] for c in _HISTORIC_COLUMNS} for r in rows])
     return opened, closed
 
 
@@ -141,6 +152,11 @@ def get_task(session: Session, task_guid: str) -> HumanTask:
     if row is None:
         raise NotFoundError(f"任务不存在或已办结: {task_guid}")
     return row
+
+
+def instance_of_task(session: Session, task_guid: str) -> int | None:
+    """The instance a user task belongs to, open or closed (None for an id no task ever had)."""
+    return session.scalar(select(HistoricTask.instance_id).where(HistoricTask.task_guid == task_guid))
 
 
 def claim(session: Session, task_guid: str, user: str) -> HumanTask:

@@ -167,7 +167,7 @@ def validate(session: Session, region: str, fields: dict[str, Any], channel_mode
 def next_business_key(session: Session, region: str, day: str) -> str:
     """The next free ``PA-YYYYMMDD-NNNN`` of the day (a concurrent submission may take it: the caller retries)."""
     prefix = f"{PREFIX[region]}-{day}-"
-    last = session.scalar(select(Instance.business_key).where(Instance.business_key.like(f"{prefix}%"))
+    last = session.scalar(select(Instance.business_key).where(Instance.business_key.startswith(prefix, autoescape=True))
                           .order_by(Instance.business_key.desc()).limit(1))
     number = int(last.rsplit("-", 1)[1]) + 1 if last and last.rsplit("-", 1)[1].isdigit() else 1
     if number > 9999:

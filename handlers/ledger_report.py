@@ -1,5 +1,5 @@
 """Read-only queries over the ledger for supervisors: the supervision ledger (FH-8, PA-7), the office's
-tracking and analysis view (PA-9) and the monthly briefing (FH-10) with an .xlsx export.
+tracking and analysis view (PA-9) and the monthly briefing (FH-10); ``web.exports`` lays them out as .xlsx.
 
 Everything is computed from the domain tables the handlers keep (``enterprise_case``, ``case_unit``,
 ``rating``, ``supervision``) plus the open ``human_task`` rows for deadlines and stages, so a page or an
@@ -16,10 +16,9 @@ import re
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from engine.calendar import WorkdayCalendar
@@ -56,10 +55,15 @@ class LedgerRow:
 
 
 def ledger(session: Session, *, region: str | None = None, status: str | None = None, unit: str | None = None,
-           now: datetime | None = None) -> list[LedgerRow]:
-    """Every case of the ledger, newest first, with its deadline and whether it is overdue at ``now``."""
+           now: datetime | None = None, where: ColumnElement[bool] | None = None) -> list[LedgerRow]:
+    """Every case of the ledger, newest first, with its deadline and whether it is overdue at ``now``.
+
+    ``where`` narrows the cases to those a viewer may see (a condition on ``enterprise_case``, see web.scope).
+    """
     query = (select(EnterpriseCase, Instance.status).join(Instance, Instance.id == EnterpriseCase.instance_id)
              .order_by(EnterpriseCase.received_at.desc(), EnterpriseCase.id.desc()))
+    if where is not None:
+        query = query.where(where)
     if region:
         query = query.where(EnterpriseCase.region == region)
     if status:
@@ -89,10 +93,13 @@ def ledger(session: Session, *, region: str | None = None, status: str | None = 
     return out
 
 
-def ledger_counts(session: Session, region: str | None = None) -> dict[str, int]:
+def ledger_counts(session: Session, region: str | None = None,
+                  where: ColumnElement[bool] | None = None) -> dict[str, int]:
     """Cases per ledger status (``closed`` = 销账, ``carried`` = 挂账), plus ``overdue`` and ``total``."""
     query = select(EnterpriseCase.ledger_status, func.count(EnterpriseCase.id)).group_by(EnterpriseCase.ledger_status)
     overdue = select(func.count(EnterpriseCase.id)).where(EnterpriseCase.overdue.is_(True))
+    if where is not None:
+        query, overdue = query.where(where), overdue.where(where)
     if region:
         query = query.where(EnterpriseCase.region == region)
         overdue = overdue.where(EnterpriseCase.region == region)
@@ -116,13 +123,13 @@ class UnitTracking:
 
 
 def tracking(session: Session, calendar: WorkdayCalendar, *, region: str | None = None,
-             now: datetime | None = None) -> list[UnitTracking]:
+             now: datetime | None = None, where: ColumnElement[bool] | None = None) -> list[UnitTracking]:
     """Open cases per accepting station and stage, overdue ones, and the average handling time in working
     days (receipt to answer) — the office's 跟踪督办 and 运行数据分析 view."""
     per_unit: dict[str, UnitTracking] = {}
     names = dict(session.execute(select(OrgUnit.code, OrgUnit.name)).all())
     spans: dict[str, list[int]] = defaultdict(list)
-    for row in ledger(session, region=region, now=now):
+    for row in ledger(session, region=region, now=now, where=where):
         item = per_unit.setdefault(row.unit, UnitTracking(row.unit, names.get(row.unit, row.unit)))
         if row.case_status == "running" and row.ledger_status != "closed":
             item.open += 1
@@ -198,7 +205,8 @@ def month_bounds(month: str) -> tuple[datetime, datetime]:
     return to_utc(start), to_utc(end)
 
 
-def briefing(session: Session, month: str, region: str | None = None) -> Briefing:
+def briefing(session: Session, month: str, region: str | None = None,
+             where: ColumnElement[bool] | None = None) -> Briefing:
     """Per unit: received, answered on time / late, carried at month end, supervisions and ratings."""
     start, end = month_bounds(month)
 
@@ -208,6 +216,8 @@ def briefing(session: Session, month: str, region: str | None = None) -> Briefin
     query = select(EnterpriseCase)
     if region:
         query = query.where(EnterpriseCase.region == region)
+    if where is not None:
+        query = query.where(where)
     cases = list(session.scalars(query.where(EnterpriseCase.received_at < end)))
     ids = [c.id for c in cases]
     involved: dict[int, list[CaseUnit]] = defaultdict(list)
@@ -296,27 +306,3 @@ def briefing_text(report: Briefing) -> str:
 def _cell(r: BriefingRow, name: str) -> Any:
     return getattr(r, name)
 
-
-def write_xlsx(report: Briefing, path: str | Path) -> Path:
-    """Export the briefing as an .xlsx workbook (one sheet, a title row, a header, a row per unit, 合计)."""
-    from openpyxl import Workbook
-    from openpyxl.styles import Alignment, Font
-
-    wb = Workbook()
-    ws = wb.active
-    ws.title = f"简报{report.month}"
-    ws.append([f"{REGION_NAMES.get(report.region, report.region)}服务企业情况简报（{report.month}）"])
-    ws["A1"].font = Font(bold=True, size=14)
-    ws.append([label for _, label in COLUMNS])
-    for cell in ws[2]:
-        cell.font = Font(bold=True)
-        cell.alignment = Alignment(horizontal="center")
-    for r in [*report.rows, report.total]:
-        ws.append([_cell(r, name) for name, _ in COLUMNS])
-    for row in ws.iter_rows(min_row=3, min_col=11, max_col=12):
-        for cell in row:
-            cell.number_format = "0.0%"
-    ws.column_dimensions["B"].width = 28
-    out = Path(path)
-    wb.save(out)
-    return out

@@ -15,6 +15,7 @@ from engine.errors import QifuError
 from engine.models import HumanTask
 from handlers import intake, ledger_report
 from tests.conftest import diagram
+from tests.xlsx import table
 
 FH = {"unit": "FH-CENTRE", "channel": "hotline", "category": "factor_land", "enterprise_name": "奉化某电子科技有限公司",
       "contact_name": "陈先生", "contact_phone": "13912345678", "description": "用地指标咨询"}
@@ -141,9 +142,9 @@ def test_briefing_cli_writes_an_xlsx(flow, september, tmp_path, monkeypatch) -> 
     assert "奉化区服务企业情况简报 2026-10" in result.output and "区科技局" in result.output
     ws = load_workbook(out).active
     assert ws["A1"].value == "奉化区服务企业情况简报（2026-10）"
-    header = [c.value for c in ws[2]]
+    header, rows = table(ws)
     assert header[:7] == ["单位编码", "单位", "受理/交办", "按时答复", "超期答复", "挂账", "督办/催办"]
-    body = {r[0]: r for r in ws.iter_rows(min_row=3, values_only=True)}
+    body = {r[0]: r for r in rows}
     assert body["FH-KJJ"][1] == "区科技局" and body["FH-KJJ"][4] == 1 and body["FH-KJJ"][5] == 1
     assert body["合计"][5] == 2
     as_json = CliRunner().invoke(main, ["--json", "briefing", "2026-09"])

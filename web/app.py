@@ -51,7 +51,8 @@ def secret_key(var_dir: Path) -> str:
 def create_app(engine: ProcessEngine | None = None, config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     config = dict(config or {})
-    var_dir = Path(config.get("QIFU_VAR_DIR") or os.environ.get("QIFU_VAR_DIR") or "var")
+    # Resolved once, here: send_file resolves a relative path under the package, not the working directory.
+    var_dir = Path(config.get("QIFU_VAR_DIR") or os.environ.get("QIFU_VAR_DIR") or "var").resolve()
     app.config.update(
         QIFU_VAR_DIR=str(var_dir),
         ATTACHMENT_DIR=str(var_dir / "attachments"),
@@ -66,6 +67,7 @@ def create_app(engine: ProcessEngine | None = None, config: dict[str, Any] | Non
         INBOX_PAGE_SIZE=20,
     )
     app.config.update(config)
+    app.config["ATTACHMENT_DIR"] = str(Path(app.config["ATTACHMENT_DIR"]).resolve())
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = secret_key(var_dir)
     if engine is None:

@@ -5,8 +5,7 @@
 - Throttling counts failed logins per user name AND client address in the ``login_attempt`` table: 5
   failures within 10 minutes lock that pair for 10 minutes. It lives in the database so every ``qifu serve``
   process (and a restarted one) agrees.
-- Case visibility follows docs/domain.md "Case visibility"; :func:`may_see_case` is the one place that
-  decides it, and every view that shows or changes a case asks it.
+- Case visibility is :mod:`web.scope`'s (docs/domain.md "Case visibility").
 - The session id handed to Flask-Login carries a fingerprint of the password hash: changing a password ends
   every session opened with the old one.
 """
@@ -14,7 +13,6 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask_login import LoginManager, UserMixin
@@ -30,27 +28,13 @@ MAX_FAILURES = 5
 FAILURE_WINDOW = timedelta(minutes=10)
 LOCK_TIME = timedelta(minutes=10)
 
-# Roles that see every case of their region (docs/domain.md "Case visibility").
-REGION_WIDE_ROLES = frozenset({"兜底服务板块", "企服专班", "领导小组", "中心工作人员", "督办", "审计", "管理员"})
 SUPERVISOR_ROLES = frozenset({"督办", "管理员"})
-UNMASK_ROLES = frozenset({"管理员"})
 
 _DUMMY_HASH = generate_password_hash("qifu-no-such-user")
 
 
 class LoginRefused(QifuError):
     code = "login_refused"
-
-
-@dataclass(frozen=True)
-class CaseScope:
-    """What visibility needs to know about a case: its accepting unit, region and involved units."""
-
-    business_key: str
-    instance_id: int
-    unit: str | None
-    region: str | None
-    involved_units: frozenset[str] = field(default_factory=frozenset)
 
 
 class CurrentUser(UserMixin):
@@ -83,22 +67,6 @@ class CurrentUser(UserMixin):
 
 def fingerprint(password_hash: str) -> str:
     return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
-
-
-def may_see_case(user: CurrentUser, case: CaseScope) -> bool:
-    """docs/domain.md: own unit, an involved unit, or a region-wide role of the case's region."""
-    if case.unit and case.unit == user.unit:
-        return True
-    if user.unit in case.involved_units:
-        return True
-    return bool(user.roles & REGION_WIDE_ROLES) and case.region is not None and case.region == user.region
-
-
-def may_unmask(user: CurrentUser, case: CaseScope) -> bool:
-    """Full phone and ID numbers: staff of the case's own (accepting) unit and administrators who see it."""
-    if not may_see_case(user, case):
-        return False
-    return (case.unit is not None and case.unit == user.unit) or bool(user.roles & UNMASK_ROLES)
 
 
 # --- users ----------------------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ TASK_STATUS = {"": "全部", "mine": "我已认领", "unclaimed": "待认领", "
 
 # Never shown in a timeline or a data change, not even masked: it would help guess the tracking token.
 HIDDEN_VARIABLES = frozenset({"tracking_hash"})
-# Shown masked unless the viewer may unmask (web.auth.may_unmask), and every unmasked view is logged.
+# Shown masked unless the viewer may unmask (web.scope.may_unmask), and every unmasked view is logged.
 MASKED_VARIABLES = frozenset({"contact_phone", "contact_id_number"})
 
 

@@ -27,8 +27,9 @@ from engine.tasks import split_groups
 from handlers.models import CaseUnit, Category, Channel, EnterpriseCase, OrgUnit
 
 from . import labels
-from .auth import CaseScope, CurrentUser, may_see_case
+from .auth import CurrentUser
 from .models import Attachment
+from .scope import CaseScope, may_see_case
 
 
 # --- deadlines -----------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The case page: visibility (403), masking and the unmask log, deadlines, timeline, diagram, attachments."""
+"""The case page: visibility (404 for a case one may not see), masking and the unmask log, deadlines, timeline, diagram, attachments."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 
 
-def test_other_unit_gets_403_on_task_and_case(client, other_client, web_engine):
+def test_other_unit_gets_404_on_task_and_case(client, other_client, web_engine):
     case = start_case(web_engine, unit="PA01")
     guid = open_task_guid(web_engine, case.business_key, "accept")
     login(other_client, "pa_accept")
@@ -27,15 +27,15 @@ def test_other_unit_gets_403_on_task_and_case(client, other_client, web_engine):
     login(client, "pa2_accept")  # same role, station PA02
     for url in (f"/cases/{case.business_key}", f"/tasks/{guid}", f"/cases/{case.business_key}/diagram.xml"):
         response = client.get(url)
-        assert response.status_code == 403, url
-        assert "无权" in response.get_data(as_text=True) or url.endswith(".xml")
+        assert response.status_code == 404, url  # exactly as if it did not exist
+        assert "未找到" in response.get_data(as_text=True) or url.endswith(".xml")
     token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"|value="([^"]+)"',
                       client.get("/tasks").get_data(as_text=True))
     csrf = token.group(1) or token.group(2)
-    assert client.post(f"/tasks/{guid}", data={"csrf_token": csrf, "f_opinion": "越权"}).status_code == 403
-    assert client.post(f"/tasks/{guid}/claim", data={"csrf_token": csrf}).status_code == 403
+    assert client.post(f"/tasks/{guid}", data={"csrf_token": csrf, "f_opinion": "越权"}).status_code == 404
+    assert client.post(f"/tasks/{guid}/claim", data={"csrf_token": csrf}).status_code == 404
     assert client.post(f"/cases/{case.business_key}/reveal",
-                       data={"csrf_token": csrf, "field": "contact_phone"}).status_code == 403
+                       data={"csrf_token": csrf, "field": "contact_phone"}).status_code == 404
     with web_engine.session() as session:
         assert session.scalar(select(func.count(UnmaskLog.id))) == 0
 
@@ -45,7 +45,7 @@ def test_region_wide_role_sees_cases_of_its_region_only(client, other_client, we
     login(client, "pa_fallback")  # 兜底服务板块, county-wide in Pan'an
     assert client.get(f"/cases/{case.business_key}").status_code == 200
     login(other_client, "fh_staff")  # 中心工作人员 of Fenghua
-    assert other_client.get(f"/cases/{case.business_key}").status_code == 403
+    assert other_client.get(f"/cases/{case.business_key}").status_code == 404
 
 
 def test_contact_is_masked_and_unmasking_is_recorded(client, web_engine, clock):
@@ -138,7 +138,7 @@ def test_attachment_accepted_stored_by_hash_and_listed(client, other_client, web
     download = client.get(f"/cases/{case.business_key}/attachments/{rows[0].id}")
     assert download.status_code == 200 and download.data == PDF
     login(other_client, "pa2_accept")
-    assert other_client.get(f"/cases/{case.business_key}/attachments/{rows[0].id}").status_code == 403
+    assert other_client.get(f"/cases/{case.business_key}/attachments/{rows[0].id}").status_code == 404
     # case data stays free of file content
     with web_engine.session() as session:
         from engine.models import Instance

@@ -63,7 +63,7 @@ def test_pan_an_station_accepts_a_problem_from_an_enterprise_visit(desk, client,
     login(client, "pa_accept")
     html = client.get("/intake").get_data(as_text=True)
     units = options(html, "unit")
-    assert "PA01" in units and "PA15" in units and "FH-CENTRE" not in units
+    assert units == ["PA01"]  # a station's clerk registers for their own station only (#10)
     assert re.search(r'<option[^>]*selected[^>]*value="PA01"|<option[^>]*value="PA01"[^>]*selected', html)
     assert options(html, "channel") == ["visit", "walk_in"]
     response = post_intake(client, {**CASE_FIELDS, "unit": "PA01", "channel": "visit", "category": "",
@@ -81,6 +81,15 @@ def test_a_clerk_cannot_register_for_another_region(desk, client, web_engine) ->
     assert response.status_code == 422
     html = response.get_data(as_text=True)
     assert "不是有效的选择" in html and "Not a valid choice" not in html
+    assert case_count(web_engine) == 0
+
+
+def test_a_station_clerk_cannot_register_for_another_station(desk, client, web_engine) -> None:  # noqa: ANN001
+    """A case registered for PA02 by PA01's clerk would be one the clerk then cannot open (#10)."""
+    login(client, "pa_accept")  # 综合受理板块 of PA01
+    response = post_intake(client, {**CASE_FIELDS, "unit": "PA02", "channel": "visit", "category": ""})
+    assert response.status_code == 422
+    assert "不是有效的选择" in response.get_data(as_text=True)
     assert case_count(web_engine) == 0
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from . import main, pass_state, reports_errors
@@ -20,7 +22,12 @@ def briefing(state, month: str, region: str | None, xlsx_path: str | None) -> No
     with state.engine.session() as session:
         report = ledger_report.briefing(session, month, region)
     if xlsx_path:
-        ledger_report.write_xlsx(report, xlsx_path)
+        from web.exports import briefing_sheet
+        from web.spreadsheet import export_notes, workbook_bytes
+
+        notes = export_notes({"月份": report.month, "区域": region or ""}, exported_by="命令行",
+                             at=state.engine.clock.now())
+        Path(xlsx_path).write_bytes(workbook_bytes(briefing_sheet(report, notes)))
     if state.json:
         state.out("", {**report.to_dict(), "xlsx": xlsx_path})
         return

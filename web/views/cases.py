@@ -21,9 +21,9 @@ from sqlalchemy import select
 from engine.calendar import load_calendar
 
 from .. import attachments, labels, queries
-from ..auth import may_unmask
 from ..forms import ActionForm, AttachmentForm
 from ..models import Attachment, UnmaskLog
+from ..scope import may_change_case, may_unmask
 from .common import client_ip, engine, now, require_case
 
 bp = Blueprint("cases", __name__, url_prefix="/cases")
@@ -44,6 +44,7 @@ def _render(business_key: str, *, revealed: dict[str, str] | None = None, error:
             "markers": queries.diagram_markers(session, instance, now()),
             "files": queries.attachments_of(session, instance.id),
             "can_unmask": may_unmask(current_user, case.scope),
+            "can_upload": may_change_case(current_user, case.scope) and instance.status == "running",
         }
     contact = {}
     for name in CONTACT_FIELDS:
@@ -83,6 +84,10 @@ def upload(business_key: str):  # noqa: ANN201
     form = AttachmentForm()
     with engine().session() as session:
         case = require_case(queries.case_by_key(session, business_key))
+    if not may_change_case(current_user, case.scope):
+        abort(403)  # the user sees the case (an auditor) but may not add to it
+    if case.instance.status != "running":
+        return _render(business_key, error="案件已办结，不能再上传附件", status=409)
     upload_file = form.file.data
     if not upload_file or not getattr(upload_file, "filename", ""):
         return _render(business_key, error="请选择要上传的文件", status=400)

@@ -10,8 +10,8 @@ from flask_login import current_user
 
 from engine.process_engine import ProcessEngine
 
-from ..auth import may_see_case
 from ..queries import CaseSummary
+from ..scope import may_see_case
 
 
 def engine() -> ProcessEngine:
@@ -37,9 +37,8 @@ def safe_next(target: str | None, default: str = "/") -> str:
 
 
 def require_case(case: CaseSummary | None) -> CaseSummary:
-    """404 for an unknown case, 403 for a case the user may not see (docs/domain.md "Case visibility")."""
-    if case is None:
+    """The case, or 404 — for an unknown case and for one the user may not see alike (docs/domain.md "Case
+    visibility"): the answer must not tell a probe whether something it may not see exists."""
+    if case is None or not may_see_case(current_user, case.scope):
         abort(404)
-    if not may_see_case(current_user, case.scope):
-        abort(403)
     return case

@@ -1,9 +1,11 @@
 """The clerk's intake form (受理登记): 综合受理板块 at a Pan'an station, 中心工作人员 at the Fenghua centre.
 
 One window (PA-2): whatever the channel — an enterprise visit, a walk-in, the 8718 window, a hotline call —
-the clerk types the problem in here; the form offers the units, channels and categories of the clerk's own
-region (reference data, FH-1/FH-2, PA-1) and hands the fields to :func:`handlers.intake.submit_case`, the one
-way a case starts. Field errors come back in Chinese next to the field and nothing is saved.
+the clerk types the problem in here; the form offers the channels and categories of the clerk's own region
+(reference data, FH-1/FH-2, PA-1) and only the units the clerk may register for (a station's clerk: their own
+station; the select refuses any other value server-side), so every case registered is one the clerk can see.
+The fields go to :func:`handlers.intake.submit_case`, the one way a case starts. Field errors come back in
+Chinese next to the field and nothing is saved.
 
 The enterprise's private tracking link is shown to the clerk once (to read out or send to the enterprise);
 only its hash is stored.
@@ -21,6 +23,8 @@ from wtforms.validators import DataRequired, Length, Optional
 
 from engine.errors import QifuError
 
+from ..links import external_url
+from ..scope import sees_region
 from .public import ChineseForm, category_choices, choice, show_intake_errors
 
 bp = Blueprint("intake", __name__)
@@ -71,9 +75,11 @@ def _choices(form: IntakeForm, region: str) -> None:
 
     engine = current_app.extensions["qifu_engine"]
     with engine.session() as db:
-        units = db.scalars(select(OrgUnit).where(OrgUnit.region == region, OrgUnit.active.is_(True),
-                                                 OrgUnit.kind.in_(INTAKE_UNIT_KINDS[region]))
-                           .order_by(OrgUnit.sort, OrgUnit.code))
+        query = select(OrgUnit).where(OrgUnit.region == region, OrgUnit.active.is_(True),
+                                      OrgUnit.kind.in_(INTAKE_UNIT_KINDS[region]))
+        if not sees_region(current_user):  # a station's clerk registers for their own station only
+            query = query.where(OrgUnit.code == current_user.unit)
+        units = db.scalars(query.order_by(OrgUnit.sort, OrgUnit.code))
         form.unit.choices = [choice(u.code, u.name) for u in units]
         channels = db.scalars(select(Channel).where(Channel.region == region).order_by(Channel.sort, Channel.code))
         form.channel.choices = [choice("", "请选择"), *(
@@ -115,7 +121,7 @@ def new_case() -> Any:
                 if not show_intake_errors(form, exc):
                     flash(f"受理未成功：{exc.message}", "error")
             else:
-                link = url_for("public.track", token=result.tracking_token, _external=True)
+                link = external_url("public.track", token=result.tracking_token)
                 flash(f"已受理，诉求编号 {result.business_key}。", "success")
                 flash(f"企业查询和评价链接（只显示这一次，请告知企业）：{link}", "info")
                 return redirect(case_url(result.business_key), code=303)

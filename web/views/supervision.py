@@ -3,20 +3,18 @@
 
 The numbers come from :mod:`handlers.ledger_report` only — the CLI's briefing and this page must never
 disagree, so nothing is recounted here. The views add two things: who may look (the supervising roles of
-:data:`SUPERVISION_ROLES`, everyone else gets 403) and where (always the user's own region: a Fenghua
-supervisor never sees a Pan'an case, the same rule as ``web.auth.may_see_case``).
+:data:`SUPERVISION_ROLES`, everyone else gets 403) and which cases: exactly those the case page would show the
+user (:func:`web.scope.visible_cases`) — a station's office sees its own station, a region's supervisor the
+region, and never another region.
 """
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime
-from io import BytesIO
-from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, render_template, request, send_file
+from flask import Blueprint, Response, abort, current_app, render_template, request
 from flask_login import current_user
 
 from engine.calendar import load_calendar
@@ -25,7 +23,9 @@ from engine.errors import QifuError
 from handlers import ledger_report
 from handlers.models import LEDGER_STATUS_NAMES
 
-from .. import queries
+from .. import exports, queries
+from ..scope import visible_cases
+from ..spreadsheet import XLSX_MIME, export_notes, workbook_bytes
 from .common import engine, now
 
 bp = Blueprint("supervision", __name__, url_prefix="/supervision")
@@ -33,7 +33,6 @@ bp = Blueprint("supervision", __name__, url_prefix="/supervision")
 # Roles that supervise a whole region (docs/domain.md): the supervisors, Pan'an's office that tracks and
 # supervises (PA-9), Fenghua's special team, and administrators.
 SUPERVISION_ROLES = frozenset({"督办", "企业综合服务办公室", "企服专班", "管理员"})
-XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def may_supervise(user: Any) -> bool:
@@ -82,7 +81,7 @@ class LedgerFilters:
 def _ledger_rows(session: Any, filters: LedgerFilters) -> list[ledger_report.LedgerRow]:
     """The ledger of the user's region with the page's filters; a bad month raises :class:`QifuError`."""
     rows = ledger_report.ledger(session, region=current_user.region, status=filters.status or None,
-                                unit=filters.unit or None, now=now())
+                                unit=filters.unit or None, now=now(), where=visible_cases(current_user))
     if filters.month:
         start, end = ledger_report.month_bounds(filters.month)
         rows = [r for r in rows if start <= to_utc(r.received_at) < end]
@@ -97,7 +96,7 @@ def ledger() -> Any:
             rows = _ledger_rows(session, filters)
         except QifuError as exc:
             return _bad_request(exc.message)
-        counts = ledger_report.ledger_counts(session, current_user.region)
+        counts = ledger_report.ledger_counts(session, current_user.region, visible_cases(current_user))
         codes = queries.CodeNames.load(session)
         units = queries.filter_choices(session, current_user).units
     args = {k: v for k, v in vars(filters).items() if v}
@@ -105,21 +104,17 @@ def ledger() -> Any:
                            filters=filters, args=args, statuses=LEDGER_STATUS_NAMES, now=now())
 
 
-LEDGER_COLUMNS = ["业务编号", "受理单位", "企业名称", "诉求事项", "问题分类", "受理渠道", "受理时间", "当前期限",
-                  "台账状态", "是否逾期", "当前环节", "答复时间", "销账时间", "满意度"]
+def _download(data: bytes, filename: str) -> Response:
+    return Response(data, mimetype=XLSX_MIME, headers={"Content-Disposition": _attachment(filename)})
 
 
-def _naive_local(value: datetime | None) -> datetime | None:
-    """openpyxl refuses time-zone aware values: write Asia/Shanghai wall time, as the page shows it."""
-    return None if value is None else to_utc(value).astimezone(SHANGHAI).replace(tzinfo=None)
+def _notes(filters: dict[str, str]) -> list[str]:
+    return export_notes(filters, exported_by=f"{current_user.display_name}（{current_user.username}）", at=now())
 
 
 @bp.get("/ledger.xlsx")
 def ledger_xlsx() -> Any:
     """The ledger as filtered on the page, one row per case, as an .xlsx workbook."""
-    from openpyxl import Workbook
-    from openpyxl.styles import Font
-
     filters = LedgerFilters.from_args(request.args)
     with engine().session() as session:
         try:
@@ -127,30 +122,11 @@ def ledger_xlsx() -> Any:
         except QifuError as exc:
             return _bad_request(exc.message)
         codes = queries.CodeNames.load(session)
-    wb = Workbook()
-    ws = wb.active
-    ws.title = "督办台账"
-    ws.append(LEDGER_COLUMNS)
-    for cell in ws[1]:
-        cell.font = Font(bold=True)
-    for r in rows:
-        ws.append([r.business_key, r.unit_name, r.enterprise_name, r.title or "",
-                   codes.categories.get(r.category or "", r.category or ""),
-                   codes.channels.get(r.channel or "", r.channel or ""), _naive_local(r.received_at),
-                   _naive_local(r.deadline), r.status_name, "是" if r.overdue else "否", r.stage or "",
-                   _naive_local(r.answered_at), _naive_local(r.closed_at), r.satisfaction or ""])
-    for column in "GHLM":
-        for cell in ws[column][1:]:
-            cell.number_format = "yyyy-mm-dd hh:mm"
-        ws.column_dimensions[column].width = 18
-    ws.column_dimensions["A"].width = 20
-    ws.column_dimensions["B"].width = 24
-    ws.column_dimensions["C"].width = 28
-    buffer = BytesIO()
-    wb.save(buffer)
-    buffer.seek(0)
+    shown = {"台账状态": LEDGER_STATUS_NAMES.get(filters.status, ""),
+             "单位": codes.units.get(filters.unit, filters.unit), "受理月份": filters.month}
+    data = workbook_bytes(exports.ledger_sheet(rows, codes, _notes(shown)))
     stamp = now().astimezone(SHANGHAI).strftime("%Y%m%d")
-    return send_file(buffer, mimetype=XLSX_MIME, as_attachment=True, download_name=f"督办台账-{stamp}.xlsx")
+    return _download(data, f"督办台账-{stamp}.xlsx")
 
 
 # --- 跟踪督办 --------------------------------------------------------------------------------------------
@@ -160,8 +136,10 @@ def tracking() -> str:
     handling time in working days (PA-9)."""
     at = now()
     with engine().session() as session:
-        units = ledger_report.tracking(session, load_calendar(session), region=current_user.region, now=at)
-        rows = ledger_report.ledger(session, region=current_user.region, now=at)
+        scope = visible_cases(current_user)
+        units = ledger_report.tracking(session, load_calendar(session), region=current_user.region, now=at,
+                                       where=scope)
+        rows = ledger_report.ledger(session, region=current_user.region, now=at, where=scope)
     open_rows = [r for r in rows if r.case_status == "running" and r.ledger_status != "closed"]
     far = datetime.max.replace(tzinfo=at.tzinfo)
     open_rows.sort(key=lambda r: (not r.overdue, to_utc(r.deadline) if r.deadline else far, r.business_key))
@@ -172,7 +150,7 @@ def tracking() -> str:
 # --- 月度简报 --------------------------------------------------------------------------------------------
 def _briefing(month: str) -> ledger_report.Briefing:
     with engine().session() as session:
-        return ledger_report.briefing(session, month, current_user.region)
+        return ledger_report.briefing(session, month, current_user.region, visible_cases(current_user))
 
 
 @bp.get("/briefing")
@@ -188,20 +166,18 @@ def briefing() -> Any:
 
 @bp.get("/briefing.xlsx")
 def briefing_xlsx() -> Any:
-    """The same briefing, written by :func:`handlers.ledger_report.write_xlsx` (what the CLI writes too)."""
+    """The same briefing, as :func:`web.exports.briefing_sheet` lays it out (what the CLI writes too)."""
     month = (request.args.get("month") or "").strip() or _current_month()
     try:
         report = _briefing(month)
     except QifuError as exc:
         return _bad_request(exc.message)
-    with tempfile.TemporaryDirectory() as tmp:
-        data = ledger_report.write_xlsx(report, Path(tmp) / "briefing.xlsx").read_bytes()
-    return Response(data, mimetype=XLSX_MIME, headers={
-        "Content-Disposition": _attachment(f"简报-{report.month}.xlsx")})
+    data = workbook_bytes(exports.briefing_sheet(report, _notes({"月份": report.month})))
+    return _download(data, f"简报-{report.month}.xlsx")
 
 
 def _attachment(filename: str) -> str:
     """A Content-Disposition for a Chinese file name (RFC 5987), with an ASCII fallback."""
     from urllib.parse import quote
 
-    return f"attachment; filename=briefing.xlsx; filename*=UTF-8''{quote(filename)}"
+    return f"attachment; filename=export.xlsx; filename*=UTF-8''{quote(filename)}"

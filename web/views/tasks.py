@@ -8,16 +8,15 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
-from sqlalchemy import select
 
 from engine import tasks as engine_tasks
 from engine.calendar import load_calendar
-from engine.errors import ConflictError, FormValidationError, NotFoundError
-from engine.models import Event
+from engine.errors import ConflictError, FormValidationError, NotFoundError, QifuError
 
 from .. import attachments, queries
-from ..auth import find_user, load_current_user, may_see_case
+from ..auth import find_user, load_current_user
 from ..forms import ActionForm, ReassignForm, form_field, submitted_values, task_form_class
+from ..scope import may_see_case
 from .common import engine, now, require_case
 
 bp = Blueprint("tasks", __name__, url_prefix="/tasks")
@@ -34,10 +33,9 @@ def _load(session, task_guid: str):  # noqa: ANN001, ANN202
 
 
 def _closed_case(session, task_guid: str):  # noqa: ANN001, ANN202
-    """The case of a task that is no longer open (completed or cancelled), if the user may see it."""
-    instance_id = session.scalar(select(Event.instance_id).where(Event.task_guid == task_guid).limit(1))
-    if instance_id is None:
-        instance_id = session.scalar(select(Event.instance_id).where(Event.payload.contains(task_guid)).limit(1))
+    """The case of a task that is no longer open (completed or cancelled), if the user may see it; a task of a
+    case the user may not see is a 404, like an id no task ever had."""
+    instance_id = engine_tasks.instance_of_task(session, task_guid)
     if instance_id is None:
         abort(404)
     return require_case(queries.case_summaries(session, [instance_id])[instance_id])
@@ -90,6 +88,8 @@ def show(task_guid: str):  # noqa: ANN201
     except (ConflictError, NotFoundError) as exc:
         return _page(row, case, form, fields, error=f"无法办理：{exc.message}（可能已被他人办结，请刷新）",
                      status=409)
+    except QifuError as exc:  # the step itself refused (a handler, an expression): nothing changed
+        return _page(row, case, form, fields, error=f"办理未成功，案件未作改动：{exc}", status=422)
     if checked is not None:
         with engine().session() as session:
             attachments.store(session, current_app.config["ATTACHMENT_DIR"], checked, instance_id=row.instance_id,
