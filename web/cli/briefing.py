@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from engine.errors import QifuError
+
 from . import main, pass_state, reports_errors
 
 
@@ -27,7 +29,10 @@ def briefing(state, month: str, region: str | None, xlsx_path: str | None) -> No
 
         notes = export_notes({"月份": report.month, "区域": region or ""}, exported_by="命令行",
                              at=state.engine.clock.now())
-        Path(xlsx_path).write_bytes(workbook_bytes(briefing_sheet(report, notes)))
+        try:
+            Path(xlsx_path).write_bytes(workbook_bytes(briefing_sheet(report, notes)))
+        except OSError as exc:  # a missing directory or no permission is a bad --xlsx, not a crash
+            raise QifuError(f"无法写入 {xlsx_path}：{exc.strerror or exc}") from None
     if state.json:
         state.out("", {**report.to_dict(), "xlsx": xlsx_path})
         return

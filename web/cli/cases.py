@@ -61,6 +61,7 @@ def task_list(state, groups: tuple[str, ...], user: str | None) -> None:  # noqa
                  "groups": r.candidate_groups, "assignee": r.assignee, "due_at": r.due_at} for r in rows]
     if state.json:
         state.out("", data)
+        return
     for d in data:  # people read Beijing time; --json keeps the stored UTC instant
         due = f"期限 {d['due_at'].astimezone(SHANGHAI):%Y-%m-%d %H:%M} (北京时间)" if d["due_at"] else "无期限"
         click.echo(f"{d['task']}  #{d['instance']}  {d['name'] or d['element']}  [{d['groups']}]  "

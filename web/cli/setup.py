@@ -18,26 +18,37 @@ DEMO_DIR = Path(__file__).resolve().parent.parent / "demo"
 @pass_state
 @reports_errors
 def init(state, demo: bool) -> None:  # noqa: ANN001
-    """Create or upgrade the database, seed the working-day calendar (and demo data)."""
-    from engine import calendar, migrate
+    """Create or upgrade the database, seed the working-day calendar (and demo data).
 
+    People see each stage as it finishes; with --json the stages are one document at the end.
+    """
+    from sqlalchemy.engine import make_url
+
+    from engine import calendar, migrate
+    from handlers import reference
+
+    database = make_url(state.engine.url).render_as_string(hide_password=True)
     migrate.upgrade(state.engine.url)
     with state.engine.session() as session:
         days = calendar.seed_from_chinesecalendar(session, state.engine.clock.now())
-    click.echo(f"数据库已就绪: {state.engine.url}；工作日历写入 {days} 天")
-    from handlers import reference
-
+    say = (lambda line: None) if state.json else click.echo
+    say(f"数据库已就绪: {database}；工作日历写入 {days} 天")
     with state.engine.session() as session:
-        click.echo(reference.load_reference(session).summary())
+        loaded = reference.load_reference(session)
+    say(loaded.summary())
+    data: dict[str, object] = {"database": database, "calendar_days": days, "reference": loaded.__dict__}
     if demo:
         from web.demo import load_demo
-
-        click.echo(load_demo(state.engine))
         from web.demo.users import DEMO_USERS, create_demo_users
 
+        data["demo"] = load_demo(state.engine)
+        say(str(data["demo"]))
         with state.engine.session() as session:
             created = create_demo_users(session, now=state.engine.clock.now())
-        click.echo(f"演示用户 {len(DEMO_USERS)} 个（新建 {created} 个），见 web/demo/users.py")
+        data["demo_users"] = {"total": len(DEMO_USERS), "created": created}
+        say(f"演示用户 {len(DEMO_USERS)} 个（新建 {created} 个），见 web/demo/users.py")
+    if state.json:
+        state.out("", data)
 
 
 def _scheduler(engine):  # noqa: ANN001, ANN202
@@ -57,13 +68,15 @@ def _scheduler(engine):  # noqa: ANN001, ANN202
 @pass_state
 def serve(state, host: str, port: int, no_timers: bool) -> None:  # noqa: ANN001
     """Run the web UI with the timer executor."""
+    from sqlalchemy.engine import make_url
+
     from web.app import create_app
 
     app = create_app(engine=state.engine)
     scheduler = None if no_timers else _scheduler(state.engine)
     if scheduler:
         scheduler.start()
-    click.echo(f"Qifu 运行于 http://{host}:{port}/ (数据库 {state.engine.url})")
+    click.echo(f"Qifu 运行于 http://{host}:{port}/ (数据库 {make_url(state.engine.url).render_as_string(hide_password=True)})")
     try:
         app.run(host=host, port=port, threaded=True, use_reloader=False)
     finally:
