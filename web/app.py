@@ -5,6 +5,18 @@ Security defaults live here so no view can forget them: CSRF protection on every
 allows no inline script (JSON for scripts travels in ``<script type="application/json">`` via ``|tojson``),
 and a secret key from ``QIFU_SECRET_KEY`` or a generated ``var/secret_key`` file (never committed).
 
+Sessions are server-side (:mod:`web.sessions`, installed by :func:`web.auth.init_login`): the cookie holds a
+random id only, logout and password changes end sessions on the server. Idle timeout
+``PERMANENT_SESSION_LIFETIME`` (8 hours), absolute ``QIFU_SESSION_MAX_AGE`` (24 hours, in seconds).
+
+Absolute links come from ``QIFU_BASE_URL`` (:mod:`web.links`), never from the Host header. Behind a
+reverse proxy, ``QIFU_TRUSTED_PROXIES=N`` applies werkzeug's ``ProxyFix`` for N hops (``X-Forwarded-For``,
+``X-Forwarded-Proto``); the default 0 trusts no proxy header, so a client cannot pick its own address for
+the rate limits and the login throttle.
+
+Errors: HTML pages get a Chinese error page; everything under ``/api/`` gets JSON
+``{"error": {"code", "message"}}`` — also 404/405 on unknown paths, 413 and 500 (never a traceback).
+
 Blueprints are listed by module name in :data:`BLUEPRINTS`; an area adds its module name there.
 """
 
@@ -13,15 +25,19 @@ from __future__ import annotations
 import importlib
 import os
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, render_template
+from flask import Flask, Response, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from engine.clock import SHANGHAI
 from engine.process_engine import ProcessEngine
+
+from .links import DEFAULT_BASE_URL, normalize_base_url
 
 # web/views/<name>.py, each with a Blueprint ``bp``. Order matters only for URL conflicts.
 BLUEPRINTS: list[str] = ["auth", "inbox", "tasks", "cases", "status", "intake", "public", "api"]
@@ -48,6 +64,22 @@ def secret_key(var_dir: Path) -> str:
     return key
 
 
+def _setting(app: Flask, name: str, default: str) -> Any:
+    """``config`` passed to create_app, else the environment, else ``default``."""
+    value = app.config.get(name)
+    return value if value not in (None, "") else os.environ.get(name) or default
+
+
+def _proxy_hops(value: Any) -> int:
+    try:
+        hops = int(value)
+    except (TypeError, ValueError):
+        hops = -1
+    if hops < 0:
+        raise ValueError(f"QIFU_TRUSTED_PROXIES 应为 0 或正整数（反向代理的层数）: {value!r}")
+    return hops
+
+
 def create_app(engine: ProcessEngine | None = None, config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     config = dict(config or {})
@@ -64,9 +96,17 @@ def create_app(engine: ProcessEngine | None = None, config: dict[str, Any] | Non
         REMEMBER_COOKIE_HTTPONLY=True,
         REMEMBER_COOKIE_SAMESITE="Lax",
         WTF_CSRF_TIME_LIMIT=8 * 3600,  # a clerk's working day on one form
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=8),  # idle timeout of a server-side session
+        QIFU_SESSION_MAX_AGE=24 * 3600,  # and its absolute end, however busy
+        QIFU_API_MAX_BYTES=1 * MIB,  # a JSON body under /api/ (an intake is a few KiB)
         INBOX_PAGE_SIZE=20,
     )
     app.config.update(config)
+    app.config["QIFU_BASE_URL"] = normalize_base_url(_setting(app, "QIFU_BASE_URL", DEFAULT_BASE_URL))
+    app.config["QIFU_TRUSTED_PROXIES"] = _proxy_hops(_setting(app, "QIFU_TRUSTED_PROXIES", "0"))
+    if app.config["QIFU_TRUSTED_PROXIES"]:
+        hops = app.config["QIFU_TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=0, x_port=0, x_prefix=0)
     app.config["ATTACHMENT_DIR"] = str(Path(app.config["ATTACHMENT_DIR"]).resolve())
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = secret_key(var_dir)
@@ -110,26 +150,68 @@ def _register_template_helpers(app: Flask) -> None:
     app.jinja_env.globals.update(labels=labels)
 
 
+# Chinese error pages for people; JSON codes and messages for API clients (everything under /api/).
+HTML_ERRORS: dict[int, tuple[str, str]] = {
+    400: ("请求无效", "提交的数据无效。"),
+    403: ("无权访问", "您无权查看此任务或案件。"),
+    404: ("未找到", "页面、任务或案件不存在（任务可能已办结）。"),
+    405: ("请求方式不支持", "该页面不支持这种请求方式，请从页面上的链接或按钮进入。"),
+    500: ("系统错误", "服务器内部错误，请稍后再试；问题持续时请联系管理员。"),
+}
+API_ERRORS: dict[int, tuple[str, str]] = {
+    400: ("bad_request", "请求无效"),
+    401: ("unauthorized", "缺少或无效的访问令牌"),
+    403: ("forbidden", "无权访问"),
+    404: ("not_found", "接口不存在（接口说明见 /api/openapi.json）"),
+    405: ("method_not_allowed", "该接口不支持此请求方法"),
+    415: ("unsupported_media_type", "不支持的请求体类型，请使用 application/json"),
+    429: ("rate_limited", "请求过于频繁，请稍后再试"),
+    500: ("internal_error", "服务器内部错误，请稍后重试；问题持续时请联系管理员"),
+}
+
+
+def is_api_request() -> bool:
+    """Whether the current request is for the JSON API (its errors are JSON, not pages)."""
+    return request.path == "/api" or request.path.startswith("/api/")
+
+
+def _size(limit: int | None) -> str:
+    if not limit:
+        return "上限"
+    return f"{limit // MIB} MiB 上限" if limit % MIB == 0 else f"{limit // 1024} KiB 上限"
+
+
 def _register_error_pages(app: Flask) -> None:
-    def page(status: int, title: str, message: str):  # noqa: ANN202
-        return render_template("error.html", status=status, title=title, message=message), status
+    def page(status: int, title: str, message: str) -> tuple[Any, int]:
+        try:
+            return render_template("error.html", status=status, title=title, message=message), status
+        except Exception:  # the page itself failed (e.g. the database is down): plain text
+            app.logger.exception("error page %s could not be rendered", status)
+            return f"{title}（{status}）：{message}", status
+
+    def api_error(exc: HTTPException) -> Response:
+        from .views.api import error
+
+        status = exc.code or 500
+        code, message = API_ERRORS.get(status, ("http_" + str(status), f"请求无法处理（HTTP {status}）"))
+        if status == 413:
+            code, message = "payload_too_large", f"请求体超过 {_size(request.max_content_length)}"
+        headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}  # Allow, Retry-After…
+        return error(status, code, message, headers=headers)
 
     @app.errorhandler(CSRFError)
     def _csrf(exc: CSRFError):  # noqa: ANN202
+        if is_api_request():
+            return api_error(exc)
         return page(400, "请求无效", "表单已过期或缺少安全令牌（CSRF），请返回刷新页面后重新提交。")
 
-    @app.errorhandler(400)
-    def _bad(exc):  # noqa: ANN001, ANN202
-        return page(400, "请求无效", "提交的数据无效。")
-
-    @app.errorhandler(403)
-    def _forbidden(exc):  # noqa: ANN001, ANN202
-        return page(403, "无权访问", "您无权查看此任务或案件。")
-
-    @app.errorhandler(404)
-    def _missing(exc):  # noqa: ANN001, ANN202
-        return page(404, "未找到", "页面、任务或案件不存在（任务可能已办结）。")
-
-    @app.errorhandler(413)
-    def _too_large(exc):  # noqa: ANN001, ANN202
-        return page(413, "文件过大", f"上传内容超过 {app.config['MAX_CONTENT_LENGTH'] // MIB} MiB 上限。")
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):  # noqa: ANN202
+        """Every HTTP error, and (as 500) every unhandled exception once Flask has logged it."""
+        if is_api_request():
+            return api_error(exc)
+        if exc.code == 413:
+            return page(413, "文件过大", f"上传内容超过 {_size(request.max_content_length)}。")
+        if exc.code in HTML_ERRORS:
+            return page(exc.code, *HTML_ERRORS[exc.code])
+        return exc

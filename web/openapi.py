@@ -1,6 +1,7 @@
 """The OpenAPI 3.1 description of the intake API, written by hand so it says what the code promises.
 
-Served at ``/api/openapi.json``; a test checks it is well formed and that the routes it names exist.
+Served at ``/api/openapi.json``; a test checks it is well formed and that the routes it names exist. The
+``servers`` entry is the configured base URL (``QIFU_BASE_URL``), not the Host header of the request.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ def _error(description: str) -> dict[str, Any]:
 
 
 def document(server_url: str = "") -> dict[str, Any]:
-    """The OpenAPI document; ``server_url`` is the base URL the app is served at."""
+    """The OpenAPI document; ``server_url`` is the configured base URL (:func:`web.links.base_url`)."""
     return {
         "openapi": "3.1.0",
         "info": {
@@ -110,11 +111,14 @@ def document(server_url: str = "") -> dict[str, Any]:
                         "200": {"description": "重试：返回首次受理的结果（响应头 Idempotent-Replayed: true）",
                                 "content": {"application/json": {
                                     "schema": {"$ref": "#/components/schemas/CaseCreated"}}}},
-                        "400": _error("请求格式错误（非 JSON 对象、缺少 Idempotency-Key）"),
+                        "400": _error("请求格式错误（非 JSON 对象、JSON 嵌套过深、缺少 Idempotency-Key）"),
                         "401": _error("缺少或无效的访问令牌"),
                         "409": _error("幂等键已用于内容不同的请求"),
-                        "422": _error("字段有误，未予受理（fields 列出各字段的原因）"),
+                        "413": _error("请求体过大（超过服务端上限，默认 1 MiB）"),
+                        "422": _error("字段有误，未予受理（fields 列出各字段的原因，包括空字符 NUL、"
+                                      "孤立代理项等无法保存的文本）"),
                         "429": _error("请求过于频繁"),
+                        "500": _error("服务器内部错误"),
                     },
                 },
             },
@@ -129,6 +133,7 @@ def document(server_url: str = "") -> dict[str, Any]:
                             "schema": {"$ref": "#/components/schemas/CaseStatus"}}}},
                         "401": _error("缺少或无效的访问令牌"),
                         "404": _error("未找到（或不是本客户端提交的诉求）"),
+                        "500": _error("服务器内部错误"),
                     },
                 },
             },

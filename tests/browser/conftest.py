@@ -86,6 +86,7 @@ def live_server(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory)
     app = create_app(engine=engine, config={"SECRET_KEY": "browser-test-secret", "QIFU_VAR_DIR": str(work / "var"),
                                             "QIFU_PUBLIC_RATE_LIMIT": 50})
     server = LiveServer(engine, app)
+    app.config["QIFU_BASE_URL"] = server.url  # links shown to the enterprise point at this server
     yield server
     server.stop()
     if url in db._engines:

@@ -15,7 +15,14 @@ Design choices, and why:
   transaction to end), its case goes with it, and it replays the first response (200). A process that dies
   half-way leaves nothing behind, so the retry simply submits again. Same key with a different body is 409.
   A refused submission (422) stores nothing, so the client may fix the body and retry with the same key.
-- Errors are JSON ``{"error": {"code", "message" (Chinese), "fields"?}}`` with 400/401/404/409/422/429.
+- Errors are JSON ``{"error": {"code", "message" (Chinese), "fields"?}}`` with 400/401/404/409/422/429;
+  the app's error handlers answer the same way for everything else under ``/api/`` (404/405 on unknown
+  paths, 413 beyond ``QIFU_API_MAX_BYTES``, 500), see :mod:`web.app`.
+- The body is parsed here, not by ``request.get_json``: JSON nested too deep for the parser (RecursionError)
+  is a 400, not a crash. Text that cannot be stored is refused per field (422): lone surrogates
+  (``"\\ud800"``, valid JSON but no valid UTF-8) and NUL characters (PostgreSQL cannot store them in text).
+- Absolute URLs in responses (``tracking_url``, ``status_url``) and OpenAPI's ``servers`` come from
+  ``QIFU_BASE_URL`` (:func:`web.links.external_url`), never from the Host header.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from sqlalchemy.orm import Session
 
 from engine.errors import QifuError
 from web.intake_models import ApiClient, IdempotencyRecord
+from web.links import base_url, external_url
 
 from .public import intake_errors, public_status, public_timeline, take_rate_limit
 
@@ -43,6 +51,7 @@ bp = Blueprint("api", __name__)
 FIELDS = ("channel", "category", "enterprise_name", "credit_code", "contact_name", "contact_phone",
           "contact_id_number", "title", "description")
 KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,200}$")  # printable ASCII, no spaces
+SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 # --- tokens ---------------------------------------------------------------------------------------------
@@ -142,7 +151,7 @@ def _validate_body(body: dict[str, Any], client: ApiClient) -> tuple[dict[str, A
     errors: dict[str, str] = {}
     for name in body:
         if name not in FIELDS:
-            errors[str(name)] = "不支持的字段"
+            errors[_printable(name)] = "不支持的字段"
     fields: dict[str, Any] = {}
     for name in FIELDS:
         value = body.get(name)
@@ -150,6 +159,10 @@ def _validate_body(body: dict[str, Any], client: ApiClient) -> tuple[dict[str, A
             continue
         if not isinstance(value, str):
             errors[name] = "应为文本"
+            continue
+        problem = text_problem(value)
+        if problem:
+            errors[name] = problem
             continue
         if value.strip():
             fields[name] = value.strip()
@@ -161,6 +174,36 @@ def _validate_body(body: dict[str, Any], client: ApiClient) -> tuple[dict[str, A
     elif fields["channel"] not in allowed:
         errors.setdefault("channel", f"该客户端无权使用渠道“{fields['channel']}”，可选：{', '.join(allowed)}")
     return fields, errors
+
+
+def text_problem(value: str) -> str | None:
+    """Why ``value`` cannot be stored as text, in Chinese (None: it can)."""
+    if "\x00" in value:
+        return "不能包含空字符（NUL，\\u0000）"
+    if SURROGATE.search(value):
+        return "含有无效的 Unicode 字符（孤立的代理项 \\ud800–\\udfff），请使用有效的 UTF-8 文本"
+    return None
+
+
+def _printable(name: str) -> str:
+    """A field name fit to echo back in an error (escapes what cannot be encoded)."""
+    return name if text_problem(name) is None else name.encode("unicode_escape").decode("ascii")
+
+
+def parse_json_object() -> tuple[dict[str, Any] | None, Response | None]:
+    """The request body as a JSON object, or the 400 to answer (a body over the limit raises 413)."""
+    if not request.is_json:
+        return None, error(400, "invalid_json", "请求体必须是 JSON 对象（Content-Type: application/json）")
+    raw = request.get_data(cache=True)
+    try:
+        body = json.loads(raw)
+    except RecursionError:
+        return None, error(400, "json_too_deep", "请求体 JSON 嵌套层数过多，无法解析")
+    except ValueError:  # also UnicodeDecodeError: not UTF-8
+        return None, error(400, "invalid_json", "请求体不是有效的 JSON（应为 UTF-8 编码的 JSON 对象）")
+    if not isinstance(body, dict):
+        return None, error(400, "invalid_json", "请求体必须是 JSON 对象（Content-Type: application/json）")
+    return body, None
 
 
 def _content_errors(client: ApiClient, fields: dict[str, Any]) -> dict[str, str]:
@@ -183,7 +226,7 @@ def _replay(record: IdempotencyRecord, bearer: str) -> Response:
     if record.sealed_token:
         token = _unseal(record.sealed_token, bearer, record.key)
         body["tracking_token"] = token
-        body["tracking_url"] = url_for("public.track", token=token, _external=True)
+        body["tracking_url"] = external_url("public.track", token=token)
     response = jsonify(body)
     response.status_code = 200
     response.headers["Idempotent-Replayed"] = "true"
@@ -230,9 +273,9 @@ def create_case() -> Response:
         return error(400, "missing_idempotency_key", "缺少请求头 Idempotency-Key（重试时请使用同一个值）")
     if not KEY_PATTERN.match(key):
         return error(400, "invalid_idempotency_key", "Idempotency-Key 应为1至200个可打印ASCII字符")
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        return error(400, "invalid_json", "请求体必须是 JSON 对象（Content-Type: application/json）")
+    body, refused = parse_json_object()
+    if refused is not None:
+        return refused
     fields, errors = _validate_body(body, client)
     if errors:
         return error(422, "invalid_fields", "提交的数据有误，未予受理", {**_content_errors(client, fields), **errors})
@@ -268,7 +311,7 @@ def create_case() -> Response:
         return _existing(_find_record(client, key), digest, bearer)  # the other request's case is the one
     token = _value(result, "tracking_token")
     body_out = {**answer, "tracking_token": token,
-                "tracking_url": url_for("public.track", token=token, _external=True)}
+                "tracking_url": external_url("public.track", token=token)}
     response = jsonify(body_out)
     response.status_code = 201
     response.headers["Location"] = url_for("api.get_case", business_key=answer["business_key"])
@@ -282,7 +325,7 @@ def _stored_response(db: Session, business_key: str) -> dict[str, Any]:
     status = public_status(db, case)
     return {"business_key": business_key, "status": status["status"], "status_text": status["status_text"],
             "received_at": status["received_at"].isoformat(),
-            "status_url": url_for("api.get_case", business_key=business_key, _external=True)}
+            "status_url": external_url("api.get_case", business_key=business_key)}
 
 
 def _value(result: Any, name: str) -> Any:
@@ -295,6 +338,8 @@ def get_case(business_key: str) -> Response:
     client, _ = _authenticate()
     if client is None:
         return _unauthorized()
+    if len(business_key) > 200 or text_problem(business_key):  # %00 in the path: not a key, and not for SQL
+        return error(404, "not_found", "未找到该诉求（仅可查询本客户端提交的诉求）")
     from handlers.models import EnterpriseCase
 
     with _engine().session() as db:
@@ -317,7 +362,13 @@ def get_case(business_key: str) -> Response:
 def openapi() -> Response:
     from web.openapi import document
 
-    return jsonify(document(request.host_url.rstrip("/")))
+    return jsonify(document(base_url()))
+
+
+@bp.before_request
+def _body_limit() -> None:
+    """A JSON intake is a few KiB: the API's bodies get a limit of their own, well below the upload limit."""
+    request.max_content_length = int(current_app.config.get("QIFU_API_MAX_BYTES") or 1024 * 1024)
 
 
 @bp.record_once

@@ -7,7 +7,10 @@ Why it looks the way it does:
 - The enterprise gets a tracking number and a private link ``/track/<token>``. The token is the only
   secret; the database holds its SHA-256 (``tracking_hash``), so the link cannot be rebuilt from a dump.
   The token is shown once, after a redirect (never in a URL other than the link itself), and the tracking
-  page forbids caching and referrers so it does not leak through proxies or outgoing links.
+  page forbids caching and referrers so it does not leak through proxies or outgoing links. Between the
+  submission and that page the token waits in the visitor's server-side session (:mod:`web.sessions`; the
+  cookie holds only a random id) and is removed when shown. The link is built on the configured base URL
+  (:func:`web.links.external_url`), never on the Host header the visitor sent.
 - The tracking page shows the case's own status and a timeline in plain Chinese: step names and dates,
   never who did what, internal opinions, other cases or the case data.
 - When the diagram waits for the enterprise's rating (a user task offered to the group ``企业``), the page
@@ -17,8 +20,8 @@ Why it looks the way it does:
 Settings (``app.config``): ``QIFU_PUBLIC_RATE_LIMIT`` (default 5) submissions per
 ``QIFU_PUBLIC_RATE_WINDOW`` seconds (default 3600) per client address; ``QIFU_PUBLIC_PROCESS``
 (``fenghua_one_place``) and ``QIFU_PUBLIC_CHANNEL`` (``web_form``) for the cases the page starts. Behind a
-reverse proxy, the app must see the client's address (werkzeug ``ProxyFix``), or every visitor shares one
-limit.
+reverse proxy, the app must see the client's address (``QIFU_TRUSTED_PROXIES``, see :mod:`web.app`), or
+every visitor shares one limit.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ from engine.clock import SHANGHAI, to_utc
 from engine.errors import ConflictError, FormValidationError, QifuError
 from engine.models import Event, HumanTask, Instance
 from web.intake_models import RateLimitHit
+from web.links import external_url
 
 bp = Blueprint("public", __name__)
 
@@ -224,11 +228,12 @@ def _get(result: Any, name: str) -> Any:
 
 @bp.get("/submit/done")
 def submitted() -> Any:
-    """Shows the tracking number and the private link once (kept only in the visitor's own session)."""
+    """Shows the tracking number and the private link once (kept until then in the visitor's server-side
+    session, never in the cookie)."""
     receipt = session.pop("public_receipt", None)
     if not receipt:
         return redirect(url_for("public.submit"))
-    link = url_for("public.track", token=receipt["token"], _external=True)
+    link = external_url("public.track", token=receipt["token"])
     response = make_response(render_template("public/submitted.html", business_key=receipt["business_key"],
                                              link=link))
     return _private(response)
