@@ -6,14 +6,18 @@
   failures within 10 minutes lock that pair for 10 minutes. It lives in the database so every ``qifu serve``
   process (and a restarted one) agrees.
 - Case visibility is :mod:`web.scope`'s (docs/domain.md "Case visibility").
-- The session id handed to Flask-Login carries a fingerprint of the password hash: changing a password ends
-  every session opened with the old one.
+- Sessions live on the server (:mod:`web.sessions`); the cookie is only a random id. Logout deletes the
+  session row, :func:`set_password` and disabling an account (:func:`set_active`) delete every row of the
+  user. The id handed to Flask-Login still carries a fingerprint of the password hash, so a password changed
+  behind the app's back (an edited row) ends the old sessions too.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
 from flask_login import LoginManager, UserMixin
 from sqlalchemy import delete, select
@@ -102,8 +106,7 @@ def add_user(session: Session, username: str, password: str, *, unit: str, roles
         raise QifuError("至少需要一个角色")
     if any(len(r) > 100 for r in clean_roles):
         raise QifuError("角色名最长 100 个字符")
-    if len(password or "") < 8:
-        raise QifuError("密码至少 8 个字符")
+    check_password_rules(password)
     user = User(username=name, display_name=display_name, unit_code=unit,
                 password_hash=generate_password_hash(password), active=True,
                 created_at=now or SystemClock().now())
@@ -111,6 +114,45 @@ def add_user(session: Session, username: str, password: str, *, unit: str, roles
     session.add(user)
     session.flush()
     return user
+
+
+def check_password_rules(password: str) -> None:
+    if len(password or "") < 8:
+        raise QifuError("密码至少 8 个字符")
+
+
+def _existing_user(session: Session, username: str) -> User:
+    user = find_user(session, username)
+    if user is None:
+        raise QifuError(f"用户不存在: {normalize(username)}")
+    return user
+
+
+def set_password(session: Session, username: str, password: str) -> int:
+    """New password for ``username``; every session of the user ends in the same transaction.
+
+    Returns how many sessions ended.
+    """
+    from .sessions import end_user_sessions
+
+    user = _existing_user(session, username)
+    check_password_rules(password)
+    user.password_hash = generate_password_hash(password)
+    session.flush()
+    return end_user_sessions(session, user.id)
+
+
+def set_active(session: Session, username: str, active: bool) -> int:
+    """Enable or disable ``username``; disabling ends every session of the user in the same transaction.
+
+    Returns how many sessions ended (0 when enabling).
+    """
+    from .sessions import end_user_sessions
+
+    user = _existing_user(session, username)
+    user.active = active
+    session.flush()
+    return 0 if active else end_user_sessions(session, user.id)
 
 
 def load_current_user(session: Session, user_id: int) -> CurrentUser | None:
@@ -177,7 +219,17 @@ def check_login(engine, username: str, password: str, ip: str) -> CurrentUser:  
         session.close()
 
 
+def session_owner(data: Mapping[str, Any]) -> int | None:
+    """Whose server-side session this is: the id part of Flask-Login's ``_user_id`` (``id:fingerprint``)."""
+    raw = str(data.get("_user_id") or "").partition(":")[0]
+    return int(raw) if raw.isdigit() else None
+
+
 def init_login(app) -> LoginManager:  # noqa: ANN001 - flask.Flask
+    """Server-side sessions (:mod:`web.sessions`) and Flask-Login over them."""
+    from .sessions import ServerSessionInterface, read_only_session
+
+    app.session_interface = ServerSessionInterface(session_owner)
     manager = LoginManager(app)
     manager.login_view = "auth.login"
     manager.login_message = "请先登录"
@@ -189,7 +241,7 @@ def init_login(app) -> LoginManager:  # noqa: ANN001 - flask.Flask
         if not raw_id.isdigit():
             return None
         engine = app.extensions["qifu_engine"]
-        with engine.session() as session:
+        with read_only_session(engine.url) as session:  # every request: no write lock
             user = load_current_user(session, int(raw_id))
         if user is None or not user.is_active or user.get_id() != f"{raw_id}:{fp}":
             return None
