@@ -3,11 +3,14 @@
 Nothing about a case changes until the whole submission passes. Types: ``string``, ``long``, ``boolean``,
 ``date`` (ISO ``YYYY-MM-DD``), ``enum``; constraints (``camunda:validation``): ``required``, ``minlength``,
 ``maxlength``, ``min``, ``max``, ``readonly``. Fields the form does not define are refused, so a form post
-cannot overwrite other case data.
+cannot overwrite other case data. Text may not hold C0 control characters other than TAB, LF and CR, nor
+lone surrogates: PostgreSQL cannot store NUL in text, SQLite would store it silently, and a lone surrogate
+cannot be encoded as UTF-8 at all — so the same value would behave differently per database.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -16,6 +19,8 @@ from .errors import FormValidationError
 
 SUPPORTED_TYPES = ("string", "long", "boolean", "date", "enum")
 MAX_STRING = 20000
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")  # C0 except TAB, LF, CR
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 @dataclass
@@ -59,6 +64,7 @@ def _coerce(fd: FieldDef, value: Any) -> Any:
     if fd.type == "string":
         if not isinstance(value, str):
             raise ValueError("应为文本")
+        _check_text(value)
         return value
     if fd.type == "long":
         if isinstance(value, bool):
@@ -91,6 +97,22 @@ def _coerce(fd: FieldDef, value: Any) -> Any:
     raise ValueError(f"不支持的字段类型 {fd.type}")
 
 
+def _check_text(value: str) -> None:
+    bad = _CONTROL.search(value)
+    if bad:
+        raise ValueError(f"含有不允许的控制字符 U+{ord(bad.group()):04X}（只允许制表符、换行、回车）")
+    bad = _SURROGATE.search(value)
+    if bad:
+        raise ValueError(f"含有无法保存的字符 U+{ord(bad.group()):04X}（孤立的代理项，不是有效的 Unicode 文本）")
+
+
+def _printable(key: Any) -> str:
+    """A submitted key as it may appear in a message: control characters and lone surrogates escaped."""
+    text = str(key)
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}",
+                          _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text))
+
+
 def _check_constraints(fd: FieldDef, value: Any) -> None:
     c = fd.constraints
     if isinstance(value, str):
@@ -120,7 +142,7 @@ def validate_form(fields: list[FieldDef], submitted: dict[str, Any]) -> dict[str
     known = {fd.id for fd in fields}
     for key in submitted:
         if key not in known:
-            errors[str(key)] = "表单中没有此字段"
+            errors[_printable(key)] = "表单中没有此字段"
     clean: dict[str, Any] = {}
     for fd in fields:
         if fd.readonly:
