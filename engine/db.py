@@ -1,8 +1,14 @@
-"""Database connection: one SQLAlchemy engine per URL, sessions, and SQLite tuning.
+"""Database connection: one SQLAlchemy engine per URL for writes and one for reads, sessions, SQLite tuning.
 
 SQLite is the default (``var/qifu.db``, WAL journal); ``QIFU_DATABASE_URL`` points elsewhere, e.g.
-``postgresql+psycopg://user@host/qifu``. Write transactions on SQLite start with ``BEGIN IMMEDIATE`` so two
-processes never deadlock upgrading a read lock; the instance version column still decides who wins.
+``postgresql+psycopg://user@host/qifu``.
+
+Writes and reads take different transactions, so that reads never block writes:
+
+- a write transaction on SQLite starts with ``BEGIN IMMEDIATE``, so two processes never deadlock upgrading a
+  read lock (the instance version column still decides who wins);
+- a read transaction on SQLite is deferred and ``query_only``: in WAL mode it reads a snapshot and holds no
+  lock a writer waits for; on PostgreSQL it is ``READ ONLY`` at the default isolation, without row locks.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
@@ -18,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 DEFAULT_URL = "sqlite:///var/qifu.db"
 
 _engines: dict[str, Engine] = {}
+_read_engines: dict[str, Engine] = {}
 
 
 def database_url(url: str | None = None) -> str:
@@ -32,7 +40,18 @@ def get_engine(url: str | None = None) -> Engine:
     return _engines[url]
 
 
-def _create(url: str) -> Engine:
+def get_read_engine(url: str | None = None) -> Engine:
+    """The process-wide engine for read-only transactions on ``url`` (see the module docstring)."""
+    url = database_url(url)
+    if url not in _read_engines:
+        if url.startswith("sqlite"):
+            _read_engines[url] = _create(url, read_only=True)
+        else:
+            _read_engines[url] = get_engine(url).execution_options(postgresql_readonly=True)
+    return _read_engines[url]
+
+
+def _create(url: str, *, read_only: bool = False) -> Engine:
     if not url.startswith("sqlite"):
         return create_engine(url, pool_pre_ping=True, future=True)
     path = url.split("///", 1)[-1]
@@ -41,29 +60,55 @@ def _create(url: str) -> Engine:
     engine = create_engine(url, connect_args={"timeout": 30, "isolation_level": None}, future=True)
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn, _record) -> None:  # noqa: ANN001 - DBAPI types
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA busy_timeout=30000")
+        if read_only:
+            cur.execute("PRAGMA query_only=ON")  # a read session that tries to write fails loudly
         cur.close()
 
     @event.listens_for(engine, "begin")
-    def _on_begin(conn) -> None:  # noqa: ANN001
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
 
 
 def dispose_all() -> None:
-    for engine in _engines.values():
-        engine.dispose()
-    _engines.clear()
+    for engines in (_read_engines, _engines):
+        for engine in engines.values():
+            engine.dispose()
+        engines.clear()
+
+
+def dispose(url: str) -> None:
+    """Close and forget the engines of ``url`` (tests drop their database afterwards)."""
+    for engines in (_read_engines, _engines):
+        engine = engines.pop(url, None)
+        if engine is not None:
+            engine.dispose()
 
 
 def session_factory(url: str | None = None) -> sessionmaker[Session]:
     return sessionmaker(bind=get_engine(url), expire_on_commit=False, future=True)
+
+
+def read_session_factory(url: str | None = None) -> sessionmaker[Session]:
+    return sessionmaker(bind=get_read_engine(url), expire_on_commit=False, future=True, autoflush=False)
+
+
+@contextmanager
+def read_scope(url: str | None = None) -> Iterator[Session]:
+    """A read-only session; its transaction always ends with a rollback (there is nothing to keep)."""
+    session = read_session_factory(url)()
+    try:
+        yield session
+    finally:
+        session.rollback()
+        session.close()
 
 
 @contextmanager

@@ -35,8 +35,14 @@ class ProcessEngine:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A transaction: committed on success, rolled back on any exception."""
+        """A write transaction: committed on success, rolled back on any exception."""
         with db.session_scope(self.url) as session:
+            yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only transaction that no writer waits for (see :mod:`engine.db`)."""
+        with db.read_scope(self.url) as session:
             yield session
 
     def deploy(self, content: bytes, *, filename: str | None = None, actor: str | None = None) -> Any:
