@@ -13,6 +13,12 @@ adds, and nothing else:
 - :class:`QifuBoundaryEventJoin` — branches a non-interrupting ``R3/P1D`` cycle started outlive the activity.
 - :class:`QifuParallelGateway` — a parallel join inside a loop waits for this turn's branches.
 - :func:`camunda_expression` — ``P3D`` / ``R3/P1D`` / ISO dates as literals, ``${…}`` as Python expressions.
+- message events, send and receive tasks all with Camunda's ``MessageEventDefinition`` (SpiffWorkflow gives
+  send/receive tasks the plain BPMN one, which the Camunda serializer cannot write), the message looked up
+  by id without building an XPath from diagram text.
+- refusals, as parse errors on the element: business-rule tasks (no DMN in Qifu), send tasks written as
+  Camunda service implementations (their handler would silently never run), and form fields the task
+  forms could not fill in (:func:`engine.forms.check_fields`).
 
 The specs call back into the workflow's script engine (``run_service`` / ``timer_due``), which
 :mod:`engine.runtime` provides per step: specs stay free of database and clock concerns.
@@ -23,7 +29,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from SpiffWorkflow.bpmn import BpmnEvent
 from SpiffWorkflow.bpmn.parser.BpmnParser import full_tag
+from SpiffWorkflow.bpmn.parser.event_parsers import ReceiveTaskParser, SendTaskParser
 from SpiffWorkflow.bpmn.parser.task_parsers import GatewayParser
 from SpiffWorkflow.bpmn.parser.TaskParser import TaskParser
 from SpiffWorkflow.bpmn.parser.util import first
@@ -36,7 +44,7 @@ from SpiffWorkflow.bpmn.serializer.default.task_spec import (
 from SpiffWorkflow.bpmn.serializer.helpers.spec import EventDefinitionConverter
 from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.specs.control import BoundaryEventJoin
-from SpiffWorkflow.bpmn.specs.defaults import ParallelGateway, ServiceTask
+from SpiffWorkflow.bpmn.specs.defaults import ParallelGateway, ReceiveTask, SendTask, ServiceTask
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     CycleTimerEventDefinition,
     DurationTimerEventDefinition,
@@ -50,10 +58,14 @@ from SpiffWorkflow.camunda.parser.event_parsers import (
     CamundaIntermediateThrowEventParser,
     CamundaStartEventParser,
 )
-from SpiffWorkflow.camunda.parser.task_spec import CAMUNDA_MODEL_NS, UserTaskParser
+from SpiffWorkflow.camunda.parser.task_spec import CAMUNDA_MODEL_NS, BusinessRuleTaskParser, UserTaskParser
 from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
+from SpiffWorkflow.camunda.serializer.event_definition import MessageEventDefinitionConverter
+from SpiffWorkflow.camunda.specs.event_definitions import MessageEventDefinition
 from SpiffWorkflow.camunda.specs.user_task import EnumFormField, Form, FormField, UserTask
 from SpiffWorkflow.util.task import TaskState
+
+from .forms import check_fields, fields_of_form
 
 CAMUNDA = "{" + CAMUNDA_MODEL_NS + "}"
 
@@ -171,7 +183,115 @@ class QifuUserTaskParser(UserTaskParser):
                 elif child.tag == f"{CAMUNDA}value" and isinstance(field, EnumFormField):
                     field.add_option(child.get("id"), child.get("name"))
             form.add_field(field)
+        try:
+            check_fields(fields_of_form(form))
+        except ValueError as exc:
+            self.raise_validation_exception(f"{exc}；该任务将永远无法办理 (the task could never be completed)")
         return form
+
+
+# --- messages, send and receive tasks, business rules -------------------------------------------------
+class QifuMessageEventDefinition(MessageEventDefinition):
+    """Camunda's message event; thrown without ``camunda:expression`` it carries no payload.
+
+    SpiffWorkflow's Camunda definition evaluates the expression unconditionally, so a plain send task
+    (Camunda Modeler writes no expression) failed at run time on ``evaluate(None)``.
+    """
+
+    def throw(self, my_task):
+        if self.expression:
+            return super().throw(my_task)
+        payload = {"payload": None, "result_var": self.result_var}
+        my_task.workflow.top_workflow.catch(BpmnEvent(self, payload=payload))
+        return None
+
+
+class _EventParserMixin:
+    """Event definitions whose references are checked, so a broken reference is a parse error on the element.
+
+    Messages the Camunda way, looked up by id in the document: SpiffWorkflow's Camunda parser builds an
+    XPath from ``messageRef`` (a quote in it breaks the query) and asserts exactly one match. A message
+    event needs a named message: catching and throwing events are matched by that name. For an unknown
+    ``errorRef``/``signalRef``/``escalationRef`` SpiffWorkflow 3.2 fails with a TypeError in its own error
+    reporting; for a boundary event without a definition it supports it raises NotImplementedError.
+    """
+
+    def parse_message_event(self, message_event):
+        ref = message_event.get("messageRef")
+        if not ref:
+            self.raise_validation_exception("消息事件必须通过 messageRef 引用一个 bpmn:message (no messageRef)")
+        message = next((m for m in self.doc_xpath(".//bpmn:message") if m.get("id") == ref), None)
+        if message is None:
+            self.raise_validation_exception(f"messageRef 引用的消息 {ref} 不存在 (no bpmn:message with this id)")
+        name = (message.get("name") or "").strip()
+        if not name:
+            self.raise_validation_exception(f"消息 {ref} 没有名称 (a bpmn:message needs a name)")
+        payload = self.attribute("expression", "camunda", message_event)
+        result_var = self.attribute("resultVariable", "camunda", message_event)
+        return QifuMessageEventDefinition(name, self.get_message_correlations(ref), payload, result_var)
+
+    def parse_error_event(self, error_event):
+        ref = error_event.get("errorRef")
+        if ref and ref not in self.process_parser.parser.errors:
+            self.raise_validation_exception(f"errorRef 引用的错误 {ref} 不存在 (no bpmn:error with this id)")
+        return super().parse_error_event(error_event)
+
+    def parse_signal_event(self, signal_event):
+        ref = signal_event.get("signalRef")
+        if ref and ref not in self.process_parser.parser.signals:
+            self.raise_validation_exception(f"signalRef 引用的信号 {ref} 不存在 (no bpmn:signal with this id)")
+        return super().parse_signal_event(signal_event)
+
+    def parse_escalation_event(self, escalation_event):
+        ref = escalation_event.get("escalationRef")
+        if ref and ref not in self.process_parser.parser.escalations:
+            self.raise_validation_exception(
+                f"escalationRef 引用的升级 {ref} 不存在 (no bpmn:escalation with this id)")
+        return super().parse_escalation_event(escalation_event)
+
+    def create_task(self):
+        try:
+            return super().create_task()
+        except NotImplementedError:
+            self.raise_validation_exception(
+                "该事件没有受支持的事件定义（定时器、消息、信号、错误、升级、条件）(unsupported event definition)")
+
+
+_SERVICE_IMPLEMENTATIONS = ("type", "topic", "class", "delegateExpression")
+
+
+class QifuSendTaskParser(_EventParserMixin, SendTaskParser):
+    """A send task throws its message. ``camunda:expression`` is the message payload when there is a message
+    (SpiffWorkflow's reading); without one it, like the other attributes here, is a Camunda implementation."""
+
+    def create_task(self):
+        used = [a for a in _SERVICE_IMPLEMENTATIONS if self.node.get(f"{CAMUNDA}{a}") is not None]
+        has_message = self.node.get("messageRef") is not None or bool(self.xpath(".//bpmn:messageEventDefinition"))
+        if not has_message and self.node.get(f"{CAMUNDA}expression") is not None:
+            used.append("expression")
+        if used:
+            self.raise_validation_exception(
+                f"发送任务不支持 camunda:{used[0]} 实现方式，请改用服务任务 (serviceTask camunda:type=\"external\")")
+        return super().create_task()
+
+
+class QifuReceiveTaskParser(_EventParserMixin, ReceiveTaskParser):
+    pass
+
+
+class QifuBusinessRuleTaskParser(BusinessRuleTaskParser):
+    """Business-rule tasks are refused: Qifu deploys BPMN only, there is no DMN decision to evaluate."""
+
+    @staticmethod
+    def get_decision_ref(node):
+        # SpiffWorkflow reads this while collecting dependencies, before any task is parsed; a missing
+        # attribute must reach create_task (a parse error on the element), not raise KeyError there.
+        return node.get(f"{CAMUNDA}decisionRef")
+
+    def create_task(self):
+        self.raise_validation_exception(
+            "暂不支持业务规则任务（DMN 决策表），请改用服务任务 (serviceTask camunda:type=\"external\") "
+            "或排他网关 (business-rule tasks are not supported)")
 
 
 # --- timers ---------------------------------------------------------------------------------------------
@@ -307,8 +427,8 @@ class _TimerParserMixin:
                                   file_name=self.filename)
 
 
-def _with_timers(base):
-    return type(base.__name__.replace("Camunda", "Qifu"), (_TimerParserMixin, base), {})
+def _with_qifu_events(base):
+    return type(base.__name__.replace("Camunda", "Qifu"), (_TimerParserMixin, _EventParserMixin, base), {})
 
 
 class QifuParser(CamundaParser):
@@ -319,10 +439,14 @@ class QifuParser(CamundaParser):
                           ("intermediateCatchEvent", CamundaIntermediateCatchEventParser),
                           ("intermediateThrowEvent", CamundaIntermediateThrowEventParser),
                           ("boundaryEvent", CamundaBoundaryEventParser)):
-        OVERRIDE_PARSER_CLASSES[full_tag(_tag)] = (_with_timers(_parser), OVERRIDE_PARSER_CLASSES[full_tag(_tag)][1])
+        OVERRIDE_PARSER_CLASSES[full_tag(_tag)] = (_with_qifu_events(_parser), OVERRIDE_PARSER_CLASSES[full_tag(_tag)][1])
     OVERRIDE_PARSER_CLASSES[full_tag("serviceTask")] = (ExternalServiceTaskParser, ExternalServiceTask)
     OVERRIDE_PARSER_CLASSES[full_tag("userTask")] = (QifuUserTaskParser, UserTask)
     OVERRIDE_PARSER_CLASSES[full_tag("parallelGateway")] = (GatewayParser, QifuParallelGateway)
+    OVERRIDE_PARSER_CLASSES[full_tag("sendTask")] = (QifuSendTaskParser, SendTask)
+    OVERRIDE_PARSER_CLASSES[full_tag("receiveTask")] = (QifuReceiveTaskParser, ReceiveTask)
+    OVERRIDE_PARSER_CLASSES[full_tag("businessRuleTask")] = (QifuBusinessRuleTaskParser,
+                                                             OVERRIDE_PARSER_CLASSES[full_tag("businessRuleTask")][1])
     del _tag, _parser
 
     def get_spec(self, process_id, required=True):
@@ -345,6 +469,7 @@ def make_serializer() -> BpmnWorkflowSerializer:
     config[ExternalServiceTask] = ExternalServiceTaskConverter
     config[QifuBoundaryEventJoin] = EventJoinConverter
     config[QifuParallelGateway] = ParallelGatewayConverter
+    config[QifuMessageEventDefinition] = MessageEventDefinitionConverter
     for cls in (QifuTimeDateEventDefinition, QifuDurationTimerEventDefinition, QifuCycleTimerEventDefinition):
         config[cls] = _TimerConverter
     return BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(config))

@@ -6,6 +6,10 @@ Nothing about a case changes until the whole submission passes. Types: ``string`
 cannot overwrite other case data. Text may not hold C0 control characters other than TAB, LF and CR, nor
 lone surrogates: PostgreSQL cannot store NUL in text, SQLite would store it silently, and a lone surrogate
 cannot be encoded as UTF-8 at all — so the same value would behave differently per database.
+
+:func:`check_fields` is the deploy-time half: a field the forms cannot fill (an unknown type, a constraint
+that cannot be evaluated or never be met, an enum without options) would make its task impossible to
+complete, so the diagram is refused instead.
 """
 
 from __future__ import annotations
@@ -18,9 +22,11 @@ from typing import Any
 from .errors import FormValidationError
 
 SUPPORTED_TYPES = ("string", "long", "boolean", "date", "enum")
+SUPPORTED_CONSTRAINTS = ("required", "minlength", "maxlength", "min", "max", "readonly")
 MAX_STRING = 20000
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")  # C0 except TAB, LF, CR
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
+_INTEGER = re.compile(r"^-?\d{1,18}$")
 
 
 @dataclass
@@ -44,7 +50,11 @@ class FieldDef:
 
 def form_fields(task_spec: Any) -> list[FieldDef]:
     """The form of a user-task spec as plain field definitions (empty for tasks without a form)."""
-    form = getattr(task_spec, "form", None)
+    return fields_of_form(getattr(task_spec, "form", None))
+
+
+def fields_of_form(form: Any) -> list[FieldDef]:
+    """A SpiffWorkflow Camunda ``Form`` (or None) as plain field definitions."""
     out: list[FieldDef] = []
     for f in getattr(form, "fields", []) or []:
         out.append(FieldDef(
@@ -164,3 +174,65 @@ def validate_form(fields: list[FieldDef], submitted: dict[str, Any]) -> dict[str
     if errors:
         raise FormValidationError(errors)
     return clean
+
+
+# --- deploy time: can every field be filled in? ---------------------------------------------------------
+def _is_date(text: str) -> bool:
+    """An ISO date as ``_coerce`` writes it (``validate_form`` compares them as text)."""
+    try:
+        return date.fromisoformat(text).isoformat() == text
+    except ValueError:
+        return False
+
+
+def _field_problem(fd: FieldDef) -> str | None:
+    if fd.type not in SUPPORTED_TYPES:
+        return f"类型 {fd.type} 不受支持（可用：{', '.join(SUPPORTED_TYPES)}）"
+    if fd.type == "enum":
+        if not fd.options:
+            return "枚举字段没有可选项 (camunda:value)"
+        if any(not option_id for option_id, _name in fd.options):
+            return "枚举可选项缺少 id"
+    c = fd.constraints
+    for name, config in c.items():
+        if name not in SUPPORTED_CONSTRAINTS:
+            return f"校验规则 {name or '（无名称）'} 不受支持（可用：{', '.join(SUPPORTED_CONSTRAINTS)}）"
+        if name in ("required", "readonly"):
+            continue
+        if config is None or not config.strip():
+            return f"校验规则 {name} 缺少取值 (config)"
+        if name in ("minlength", "maxlength"):
+            if not config.strip().isdigit() or len(config.strip()) > 9:
+                return f"校验规则 {name} 的取值 {config!r} 不是非负整数"
+        elif fd.type == "long":
+            if not _INTEGER.match(config.strip()):
+                return f"校验规则 {name} 的取值 {config!r} 不是整数"
+        elif fd.type == "date":
+            if not _is_date(config.strip()):
+                return f"校验规则 {name} 的取值 {config!r} 不是日期 (YYYY-MM-DD)"
+        else:
+            return f"校验规则 {name} 只适用于 long 和 date 字段"
+    low = c.get("minlength")
+    high = c.get("maxlength")
+    if low is not None and int(low) > min(int(high) if high is not None else MAX_STRING, MAX_STRING):
+        return f"最小长度 {low} 大于最大长度，字段永远无法填写"
+    if c.get("min") is not None and c.get("max") is not None:
+        low_v, high_v = c["min"].strip(), c["max"].strip()
+        if (int(low_v) > int(high_v)) if fd.type == "long" else (low_v > high_v):
+            return f"最小值 {low_v} 大于最大值 {high_v}，字段永远无法填写"
+    return None
+
+
+def check_fields(fields: list[FieldDef]) -> None:
+    """Raise ``ValueError`` naming the first field the task forms could never fill in; see the module doc."""
+    seen: set[str] = set()
+    for fd in fields:
+        if not fd.id:
+            raise ValueError(f"表单字段{f' {fd.label}' if fd.label else ''}缺少 id")
+        where = f"表单字段 {fd.id}" + (f"（{fd.label}）" if fd.label else "")
+        if fd.id in seen:
+            raise ValueError(f"{where} 重复定义")
+        seen.add(fd.id)
+        problem = _field_problem(fd)
+        if problem:
+            raise ValueError(f"{where}: {problem}")

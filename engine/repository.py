@@ -7,7 +7,14 @@ that names the element and the reason:
 2. the BPMN 2.0 XSD; unique ids;
 3. SpiffWorkflow parsing (with Qifu's Camunda additions, :mod:`engine.bpmn`);
 4. every service-task topic is registered; every expression compiles under :mod:`engine.scripting`;
-   every literal timer value parses.
+   every literal timer value parses;
+5. the spec serialises and restores (a case of it must be able to start).
+
+Each step has its specific checks; behind them :func:`_refusing` turns anything unforeseen that lxml or
+SpiffWorkflow raises into a refusal naming the step, so ``qifu deploy`` never answers with a traceback.
+Constructs Qifu cannot run are refused by the parser (:mod:`engine.bpmn`): business-rule tasks (no DMN),
+form fields the forms cannot fill. Message events deploy: their spec serialises, and a message thrown in
+a case reaches the events of the same case that wait for it (nothing delivers messages from outside yet).
 """
 
 from __future__ import annotations
@@ -15,7 +22,11 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
+import logging
 import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -24,6 +35,9 @@ from typing import Any
 from lxml import etree
 from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnValidator
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
+from SpiffWorkflow.bpmn.specs.event_definitions.conditional import ConditionalEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.camunda.specs.user_task import UserTask
 from sqlalchemy import bindparam, func, select
@@ -44,6 +58,7 @@ ID_NAMESPACES = frozenset({BPMN_NS, "http://www.omg.org/spec/BPMN/20100524/DI",
 RESERVED_IDS = frozenset({"Start", "End", "Root"})  # SpiffWorkflow's own task-spec names
 
 _serializer = make_serializer()
+_log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -117,7 +132,20 @@ def _check_schema(root: etree._Element, filename: str | None) -> None:
     try:
         _validator().validate(root, filename)
     except ValidationException as exc:
-        raise DeploymentError(f"不符合 BPMN 2.0 模式 (schema error, line {exc.line_number}): {exc}") from None
+        reason = str(exc.args[0]) if exc.args else type(exc).__name__
+        raise DeploymentError(f"不符合 BPMN 2.0 模式 (schema error, line {exc.line_number}): {reason}",
+                              element=_element_at(root, exc.line_number, reason)) from None
+
+
+def _element_at(root: etree._Element, line: Any, reason: str) -> str | None:
+    """The element a schema error is about: on its line, preferably with the tag the message names."""
+    named = re.search(r"Element '([^']+)'", reason)
+    candidates = [n for n in root.iter(etree.Element) if n.sourceline == line]
+    chosen = next((n for n in candidates if named and n.tag == named.group(1)), None)
+    chosen = chosen if chosen is not None else (candidates[0] if candidates else None)
+    if chosen is None:
+        return None
+    return chosen.get("id") or etree.QName(chosen).localname
 
 
 def _normalise_conditions(root: etree._Element) -> None:
@@ -134,7 +162,16 @@ def _executable_process(root: etree._Element) -> etree._Element:
     if len(chosen) != 1:
         raise DeploymentError(
             f"文件必须恰好包含一个可执行流程 (exactly one executable process), 发现 {len(chosen)} 个")
-    return chosen[0]
+    process = chosen[0]
+    key, name = (process.get("id") or "").strip(), process.get("name")
+    if not key:
+        raise DeploymentError("流程缺少 id，无法作为流程键 (the process needs an id)", element=_describe(process))
+    limits = ((key, "id", Deployment.__table__.c.process_key), (name, "name", Deployment.__table__.c.name))
+    for value, attr, column in limits:
+        if value is not None and len(value) > column.type.length:
+            raise DeploymentError(f"流程的 {attr} 过长：{len(value)} 个字符，上限 {column.type.length}",
+                                  element=key[:80])
+    return process
 
 
 def _compile(expression: str | None, where: str, *, script: bool = False) -> None:
@@ -191,38 +228,123 @@ def _check_specs(parsed: ParsedDiagram, services: ServiceRegistry) -> None:
                     _compile(getattr(cond, "args", [None])[0], where)
 
 
+def _where(task_spec: Any) -> str:
+    name = getattr(task_spec, "bpmn_name", None)
+    return f"{task_spec.bpmn_id or task_spec.name}" + (f" ({name})" if name else "")
+
+
+def _event_definitions(task_spec: Any) -> list[Any]:
+    definition = getattr(task_spec, "event_definition", None)
+    if isinstance(definition, MultipleEventDefinition):
+        return list(definition.event_definitions)
+    return [definition] if definition is not None else []
+
+
+def _check_event_expressions(parsed: ParsedDiagram) -> None:
+    """Message payloads, correlation keys and event conditions run through the script engine: compile them now."""
+    for spec in [parsed.spec, *parsed.subprocess_specs.values()]:
+        for task_spec in spec.task_specs.values():
+            for definition in _event_definitions(task_spec):
+                if isinstance(definition, MessageEventDefinition):
+                    if getattr(definition, "expression", None):
+                        _compile(definition.expression, f"{_where(task_spec)} camunda:expression")
+                    for prop in definition.correlation_properties:
+                        _compile(prop.retrieval_expression, f"{_where(task_spec)} 关联属性 {prop.name}")
+                elif isinstance(definition, ConditionalEventDefinition):
+                    _compile(definition.expression, f"{_where(task_spec)} 条件")
+
+
+def _validation_error(exc: ValidationException) -> DeploymentError:
+    """SpiffWorkflow's parse error as a refusal naming the element (its id, else its name)."""
+    reason = str(exc.args[0]) if exc.args else type(exc).__name__
+    if reason.startswith("RecursionError("):  # its task parser recurses along the flow, one level per element
+        reason = "流程中连续相接的元素过多，超出解析深度 (too many elements in one chain)"
+    notes = "；".join(str(n) for n in getattr(exc, "notes", []) if n)
+    return DeploymentError(f"无法解析流程 (parse error): {reason}" + (f"（{notes}）" if notes else ""),
+                           element=exc.id or exc.name or None)
+
+
+@contextmanager
+def _refusing(step: str, element: str | None = None) -> Iterator[None]:
+    """The last line of defence of one deploy step: whatever fails in it becomes a :class:`DeploymentError`.
+
+    The specific checks come first and say exactly what is wrong; this only catches what they did not
+    foresee (lxml, SpiffWorkflow), so a designer gets the step and the reason instead of a traceback. The
+    refusal names the element SpiffWorkflow reports, else ``element`` (the process, once it is known).
+    """
+    try:
+        yield
+    except DeploymentError:
+        raise
+    except ValidationException as exc:
+        error = _validation_error(exc)
+        error.element = error.element or element
+        raise error from None
+    except ExpressionError as exc:
+        raise DeploymentError(f"表达式不被允许: {exc.message}", element=exc.element or element) from None
+    except RecursionError:
+        raise DeploymentError(f"{step}失败：流程图嵌套或连续的元素过多 (too deeply nested)",
+                              element=element, step=step) from None
+    except Exception as exc:
+        _log.info("deploy step %s failed unexpectedly", step, exc_info=True)
+        raise DeploymentError(f"{step}失败，流程图无法部署 ({type(exc).__name__}: {exc})",
+                              element=element, step=step) from None
+
+
 def parse_diagram(content: bytes, filename: str | None = None,
                   services: ServiceRegistry | None = None) -> ParsedDiagram:
-    """Validate and parse; raise :class:`DeploymentError` on anything wrong. Writes nothing."""
-    root = _safe_parse(content)
-    _check_schema(root, filename)
-    _normalise_conditions(root)
-    process = _executable_process(root)
-    key = process.get("id")
-    parser = QifuParser()
-    try:
+    """Validate and parse; raise :class:`DeploymentError` on anything wrong (never another error). Writes nothing."""
+    with _refusing("读取 XML (reading the XML)"):
+        root = _safe_parse(content)
+    with _refusing("BPMN 模式校验 (schema check)"):
+        _check_schema(root, filename)
+    with _refusing("查找可执行流程 (finding the process)"):
+        _normalise_conditions(root)
+        process = _executable_process(root)
+        key = process.get("id")
+    with _refusing("解析流程 (parsing the process)", key):
+        parser = QifuParser()
         parser.add_bpmn_xml(root, filename=filename)
         spec = parser.get_spec(key)
         subprocess_specs = parser.get_subprocess_specs(key)
-    except ValidationException as exc:
-        raise DeploymentError(f"无法解析流程 (parse error): {exc}", element=exc.id or exc.name) from None
-    except ExpressionError as exc:
-        raise DeploymentError(exc.message) from None
     parsed = ParsedDiagram(key, process.get("name"), spec, subprocess_specs)
-    _check_specs(parsed, services or default_registry)
-    for cond in root.iterfind(".//bpmn:sequenceFlow", NS):
-        expr = cond.find("bpmn:conditionExpression", NS)
-        if expr is not None:
-            _compile(expr.text, _describe(cond))
+    with _refusing("检查任务与表达式 (checking tasks and expressions)", key):
+        _check_specs(parsed, services or default_registry)
+        _check_event_expressions(parsed)
+        for cond in root.iterfind(".//bpmn:sequenceFlow", NS):
+            expr = cond.find("bpmn:conditionExpression", NS)
+            if expr is not None:
+                _compile(expr.text, _describe(cond))
     return parsed
 
 
-def spec_to_json(parsed: ParsedDiagram) -> str:
+def _unserialisable(parsed: ParsedDiagram) -> str | None:
+    """The first task spec that does not serialise on its own (to name it in the refusal)."""
     registry = _serializer.registry
-    return json.dumps({
-        "spec": registry.convert(parsed.spec),
-        "subprocess_specs": {k: registry.convert(v) for k, v in parsed.subprocess_specs.items()},
-    }, ensure_ascii=False)
+    for spec in [parsed.spec, *parsed.subprocess_specs.values()]:
+        for task_spec in spec.task_specs.values():
+            try:
+                json.dumps(registry.convert(task_spec), ensure_ascii=False)
+            except Exception:
+                return _where(task_spec)
+    return None
+
+
+def spec_to_json(parsed: ParsedDiagram) -> str:
+    """The spec as stored in ``deployment.spec_json``; refused unless it also restores (a case must start)."""
+    registry = _serializer.registry
+    try:
+        text = json.dumps({
+            "spec": registry.convert(parsed.spec),
+            "subprocess_specs": {k: registry.convert(v) for k, v in parsed.subprocess_specs.items()},
+        }, ensure_ascii=False)
+        _restore_specs(text)
+    except Exception as exc:
+        _log.info("spec of %s does not serialise", parsed.process_key, exc_info=True)
+        raise DeploymentError(f"流程无法保存：该元素不能序列化 (spec serialisation failed: {type(exc).__name__}: {exc})",
+                              element=_unserialisable(parsed) or parsed.process_key,
+                              step="序列化 (serialising the spec)") from None
+    return text
 
 
 def deploy(session: Session, content: bytes, *, filename: str | None = None, actor: str | None = None,

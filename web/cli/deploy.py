@@ -1,4 +1,10 @@
-"""``qifu deploy FILE…``: validate and store diagrams as new versions."""
+"""``qifu deploy FILE…``: validate and store diagrams as new versions.
+
+All files are read and validated before anything is stored, and they are stored in one transaction: a
+refusal (exit 2, the file, the element and the reason) leaves the database as it was, also for the files
+named before the refused one. A file is read only up to the size limit, so a device or a huge file cannot
+exhaust memory before the limit is checked.
+"""
 
 from __future__ import annotations
 
@@ -11,31 +17,46 @@ from engine.errors import DeploymentError
 from . import main, pass_state, reports_errors
 
 
+def _read(path: Path, limit: int) -> bytes:
+    try:
+        with path.open("rb") as f:
+            content = f.read(limit + 1)
+    except FileNotFoundError:
+        raise DeploymentError(f"文件不存在: {path}", element=str(path)) from None
+    except OSError as exc:
+        raise DeploymentError(f"无法读取文件 {path}：{exc.strerror or exc}", element=str(path)) from None
+    if len(content) > limit:
+        raise DeploymentError(f"文件过大：超过上限 {limit} 字节", element=str(path))
+    return content
+
+
 @main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--actor", default=None, help="who deploys (recorded)")
 @pass_state
 @reports_errors
 def deploy(state, files: tuple[Path, ...], actor: str | None) -> None:  # noqa: ANN001
-    """Deploy BPMN files. Each is validated first; a refused file changes nothing."""
-    from engine.repository import MAX_DIAGRAM_BYTES
+    """Deploy BPMN files. All are validated first; a refused file changes nothing."""
+    from engine import repository
 
+    engine = state.engine
+    contents = [(path, _read(path, repository.MAX_DIAGRAM_BYTES)) for path in files]
     results = []
-    for path in files:
-        if not path.exists():
-            raise DeploymentError(f"文件不存在: {path}")
-        if path.stat().st_size > MAX_DIAGRAM_BYTES:
-            raise DeploymentError(f"文件过大：{path.stat().st_size} 字节，上限 {MAX_DIAGRAM_BYTES} 字节", element=str(path))
-        try:
-            result = state.engine.deploy(path.read_bytes(), filename=path.name, actor=actor)
-        except DeploymentError as exc:
-            exc.message = f"{path.name}: {exc.message}"
-            raise
-        d = result.deployment
-        verb = "已部署" if result.created else "内容未变，沿用"
-        results.append({"file": str(path), "process": d.process_key, "version": d.version, "created": result.created,
-                        "hash": d.content_hash})
-        if not state.json:
-            click.echo(f"{verb} {d.process_key} 版本 {d.version} ({path.name}, sha256 {d.content_hash[:12]})")
+    with engine.session() as session:
+        for path, content in contents:
+            try:
+                result = repository.deploy(session, content, filename=path.name, actor=actor,
+                                           now=engine.clock.now(), services=engine.services)
+            except DeploymentError as exc:
+                exc.message = f"{path.name}: {exc.message}"
+                raise
+            d = result.deployment
+            results.append({"file": str(path), "process": d.process_key, "version": d.version,
+                            "created": result.created, "hash": d.content_hash})
     if state.json:
         state.out("", results)
+        return
+    for item in results:
+        verb = "已部署" if item["created"] else "内容未变，沿用"
+        click.echo(f"{verb} {item['process']} 版本 {item['version']} "
+                   f"({Path(item['file']).name}, sha256 {item['hash'][:12]})")
