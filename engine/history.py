@@ -49,23 +49,107 @@ def event_hash(prev_hash: str, *, instance_id: int, seq: int, at: datetime, acto
     return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
 
 
+# --- the event type -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ElementRef:
+    """A diagram element as a step saw it: its id, name, kind (the task spec's class) and task guid."""
+
+    element: str
+    name: str | None
+    type: str
+    task: str | None
+    state: str | None = None  # for active elements: ready (an open user task) | waiting (an event)
+
+    @classmethod
+    def of(cls, d: dict[str, Any]) -> ElementRef:
+        return cls(d.get("element") or "", d.get("name"), d.get("type") or "", d.get("task"), d.get("state"))
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"element": self.element, "name": self.name, "type": self.type, "task": self.task}
+        if self.state is not None:
+            out["state"] = self.state
+        return out
+
+    @property
+    def is_user_task(self) -> bool:
+        return self.type == "UserTask"
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    """One step of a case as the history keeps it: the one event type the runtime writes and every reader reads.
+
+    ``data_set`` holds the case data the step set; ``completed`` the elements it finished, in order;
+    ``active`` where the case stood afterwards (open user tasks and waiting events); ``details`` what the
+    action was about (the form, the timer, the assignee); ``notes`` what handlers recorded. The payload text
+    of the row (canonical JSON) is covered by the hash chain, so its format only ever grows.
+    """
+
+    action: str
+    at: datetime
+    actor: str | None = None
+    task_guid: str | None = None
+    spec_id: str | None = None
+    data_set: dict[str, Any] = field(default_factory=dict)
+    data_unset: list[str] = field(default_factory=list)
+    completed: list[ElementRef] = field(default_factory=list)
+    active: list[ElementRef] | None = None  # None: the step did not change where the case stands
+    timers_scheduled: list[dict[str, Any]] = field(default_factory=list)
+    timers_cancelled: list[dict[str, Any]] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+    notes: list[dict[str, Any]] = field(default_factory=list)
+    instance_id: int | None = None
+    seq: int | None = None
+
+    def payload(self) -> dict[str, Any]:
+        """The row's payload, in the format the chain has always hashed."""
+        out: dict[str, Any] = {"data_set": self.data_set, "completed": [c.to_dict() for c in self.completed],
+                               "details": self.details}
+        if self.active is not None:
+            out["active"] = [a.to_dict() for a in self.active]
+            out["timers_scheduled"] = self.timers_scheduled
+            out["timers_cancelled"] = self.timers_cancelled
+        if self.data_unset:
+            out["data_unset"] = self.data_unset
+        if self.notes:
+            out["notes"] = self.notes
+        return out
+
+    @classmethod
+    def from_row(cls, row: Any) -> StepEvent:
+        """Parse an ``event`` row (the ORM model or a result row with the same columns)."""
+        body = json.loads(row.payload)
+        active = body.get("active")
+        return cls(
+            action=row.action, at=_utc(row.at), actor=row.actor, task_guid=row.task_guid, spec_id=row.spec_id,
+            data_set=dict(body.get("data_set") or {}), data_unset=list(body.get("data_unset") or []),
+            completed=[ElementRef.of(c) for c in body.get("completed") or []],
+            active=[ElementRef.of(a) for a in active] if active is not None else None,
+            timers_scheduled=list(body.get("timers_scheduled") or []),
+            timers_cancelled=list(body.get("timers_cancelled") or []),
+            # claims written before StepEvent kept their two fields at the top of the payload
+            details=dict(body.get("details") or {k: body[k] for k in ("assignee", "previous") if k in body}),
+            notes=[n for n in body.get("notes") or [] if isinstance(n, dict)],
+            instance_id=row.instance_id, seq=row.seq)
+
+
 @dataclass(frozen=True)
 class Appended:
     seq: int
     hash: str
 
 
-def append(session: Session, instance: Any, *, at: datetime, actor: str | None, action: str,
-           task_guid: str | None = None, spec_id: str | None = None, payload: dict[str, Any]) -> Appended:
-    """Append the next event of ``instance`` and move its chain head. Call inside the step's transaction.
+def append(session: Session, instance: Any, event: StepEvent) -> Appended:
+    """Append ``event`` as the next event of ``instance`` and move its chain head, in the step's transaction.
 
-    ``instance`` is anything with ``id``, ``history_seq`` and ``history_hash``: the ORM model or the
-    runtime's :class:`~engine.instance_rows.InstanceRecord`. The caller saves the moved head with the rest
-    of the instance row. The event is inserted with SQL Core, as it is written in every step.
+    ``instance`` is anything with ``id``, ``history_seq`` and ``history_hash``: the runtime's
+    :class:`~engine.instance_rows.InstanceRecord`. The caller saves the moved head with the rest of the
+    instance row. The event is inserted with SQL Core, as it is written in every step.
     """
+    at, actor, action, task_guid, spec_id = event.at, event.actor, event.action, event.task_guid, event.spec_id
     seq = (instance.history_seq or 0) + 1
     prev = instance.history_hash or GENESIS
-    body = canonical(payload)
+    body = canonical(event.payload())
     digest = event_hash(prev, instance_id=instance.id, seq=seq, at=at, actor=actor, action=action,
                         task_guid=task_guid, spec_id=spec_id, payload=body)
     session.connection().execute(_INSERT, {
@@ -205,18 +289,25 @@ def replay(session: Session, instance_id: int, step: int | None = None) -> Repla
             raise NotFoundError("步骤从 1 开始")
         query = query.where(Event.seq <= step)
     state = ReplayState(instance_id, 0, None, None, None)
-    for ev in session.scalars(query):
-        payload = json.loads(ev.payload)
-        state.step, state.at, state.actor, state.action = ev.seq, _utc(ev.at), ev.actor, ev.action
-        state.data.update(payload.get("data_set", {}))
-        for key in payload.get("data_unset", []):
+    for ev in map(StepEvent.from_row, session.scalars(query)):
+        state.step, state.at, state.actor, state.action = ev.seq, ev.at, ev.actor, ev.action
+        state.data.update(ev.data_set)
+        for key in ev.data_unset:
             state.data.pop(key, None)
-        state.completed.extend({"seq": ev.seq, **c} for c in payload.get("completed", []))
-        state.active = payload.get("active", state.active)
+        state.completed.extend({"seq": ev.seq, **c.to_dict()} for c in ev.completed)
+        if ev.active is not None:
+            state.active = [a.to_dict() for a in ev.active]
     if step is not None and state.step != step:
         raise NotFoundError(f"案件 {instance_id} 没有第 {step} 步 (only {state.step} steps)")
     return state
 
 
-def events_for(session: Session, instance_id: int) -> list[Event]:
+def event_rows(session: Session, instance_id: int) -> list[Event]:
+    """The stored rows of one case's chain, oldest first (for verification and tests of the chain itself)."""
     return list(session.scalars(select(Event).where(Event.instance_id == instance_id).order_by(Event.seq)))
+
+
+def events_for(session: Session, instance_id: int) -> list[StepEvent]:
+    """The history of one case, oldest first."""
+    rows = session.scalars(select(Event).where(Event.instance_id == instance_id).order_by(Event.seq))
+    return [StepEvent.from_row(row) for row in rows]

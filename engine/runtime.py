@@ -251,9 +251,9 @@ class StepResult:
     opened: list[str]
 
 
-def _element(task: Any) -> dict[str, Any]:
+def _element(task: Any, state: str | None = None) -> history.ElementRef:
     spec = task.task_spec
-    return {"element": spec.bpmn_id, "name": spec.bpmn_name, "type": type(spec).__name__, "task": str(task.id)}
+    return history.ElementRef(spec.bpmn_id, spec.bpmn_name, type(spec).__name__, str(task.id), state)
 
 
 class Runtime:
@@ -471,9 +471,9 @@ class Runtime:
             if row.assignee == before:
                 return  # nothing changed (e.g. claiming one's own task again): nothing to record
             kept_under = (instance.version, instance.history_hash)
-            history.append(session, instance, at=self.clock.now(), actor=actor, action=events[action],
-                           task_guid=task_guid, spec_id=row.spec_id,
-                           payload={"assignee": row.assignee, "previous": before})
+            history.append(session, instance, history.StepEvent(
+                events[action], self.clock.now(), actor, task_guid, row.spec_id,
+                details={"assignee": row.assignee, "previous": before}))
             instance.updated_at = self.clock.now()
             session.flush()
             # The workflow is unchanged: a live one kept for the old version is filed under the new one.
@@ -550,22 +550,16 @@ class Runtime:
         after = {**before, **_jsonable(merged)}
         data_set = {k: v for k, v in after.items() if k not in before or before[k] != v}
 
-        active = [{**_element(t), "state": "ready"} for t in ready]
-        active += [{**_element(t), "state": "waiting"} for t in workflow.event_manager.tasks.values()]
-        payload = {
-            "data_set": data_set,
-            "completed": [_element(t) for t in completed if t.task_spec.bpmn_id],
-            "active": active,
-            "timers_scheduled": [{"element": r.spec_id, "task": r.task_guid, "due_at": to_utc(r.due_at).isoformat(),
-                                  "provisional": r.provisional, "occurrence": r.occurrence} for r in scheduled],
-            "timers_cancelled": [{"element": r.spec_id, "task": r.task_guid} for r in cancelled],
-            "details": _jsonable(details or {}),
-        }
-        if ctx.notes:
-            payload["notes"] = _jsonable(ctx.notes)
-        event = history.append(session, instance, at=now, actor=actor, action=action,
-                               task_guid=str(task.id) if task is not None else None,
-                               spec_id=task.task_spec.bpmn_id if task is not None else None, payload=payload)
+        active = [_element(t, "ready") for t in ready]
+        active += [_element(t, "waiting") for t in workflow.event_manager.tasks.values()]
+        event = history.append(session, instance, history.StepEvent(
+            action, now, actor, str(task.id) if task is not None else None,
+            task.task_spec.bpmn_id if task is not None else None, data_set=data_set,
+            completed=[_element(t) for t in completed if t.task_spec.bpmn_id], active=active,
+            timers_scheduled=[{"element": r.spec_id, "task": r.task_guid, "due_at": to_utc(r.due_at).isoformat(),
+                               "provisional": r.provisional, "occurrence": r.occurrence} for r in scheduled],
+            timers_cancelled=[{"element": r.spec_id, "task": r.task_guid} for r in cancelled],
+            details=_jsonable(details or {}), notes=_jsonable(ctx.notes) if ctx.notes else []))
         if workflow.completed:
             instance.status = "completed"
             instance.ended_at = now

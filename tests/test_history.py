@@ -97,7 +97,7 @@ def sql(engine: ProcessEngine, statement: str, **params) -> None:  # noqa: ANN00
 def test_every_step_appends_one_chained_row(engine, clock):
     iid, steps = run_case(engine, clock)
     with engine.session() as s:
-        rows = history.events_for(s, iid)
+        rows = history.event_rows(s, iid)
         inst = s.get(Instance, iid)
         assert [(r.seq, r.action) for r in rows] == [
             (1, "started"), (2, "timer_fired"), (3, "task_completed"), (4, "task_completed")]

@@ -70,7 +70,7 @@ def the_task(engine: ProcessEngine, instance_id: int, spec_id: str) -> HumanTask
 
 def events(engine: ProcessEngine, instance_id: int) -> list[Event]:
     with engine.session() as s:
-        rows = history.events_for(s, instance_id)
+        rows = history.event_rows(s, instance_id)
         s.expunge_all()
         return rows
 

@@ -419,18 +419,16 @@ def timeline(session: Session, instance: Instance) -> list[TimelineEntry]:
     codes = CodeNames.load(session)
     out: list[TimelineEntry] = []
     for ev in events_for(session, instance.id):
-        payload = json.loads(ev.payload)
-        completed = [c.get("name") or c.get("element") for c in payload.get("completed", [])
-                     if c.get("type") not in ("StartEvent", "EndEvent") or c.get("name")]
+        completed = [c.name or c.element for c in ev.completed
+                     if c.type not in ("StartEvent", "EndEvent") or c.name]
         changes = []
-        for key, value in (payload.get("data_set") or {}).items():
+        for key, value in ev.data_set.items():
             if key in labels.HIDDEN_VARIABLES:
                 continue
             shown = labels.mask(key, value) if key in labels.MASKED_VARIABLES else codes.show(key, value)
             changes.append(Change(names.get(key, key), shown))
-        notes = [str(n.get("note") or n.get("message") or "") for n in payload.get("notes", [])
-                 if isinstance(n, dict)]
-        details = payload.get("details") or {}
+        notes = [str(n.get("note") or n.get("message") or "") for n in ev.notes]
+        details = ev.details
         if ev.action in ("timer_rescheduled", "deadline_recomputed") and details.get("to"):
             changes.append(Change("原期限", codes.show("from", details.get("from"))))
             changes.append(Change("新期限", codes.show("to", details["to"]) + ("（暂定）" if details.get("provisional")
@@ -448,9 +446,9 @@ def diagram_markers(session: Session, instance: Instance, now: datetime) -> dict
     timers), overdue (open tasks past due, and fired deadline timers)."""
     completed: list[str] = []
     for ev in events_for(session, instance.id):
-        for c in json.loads(ev.payload).get("completed", []):
-            if c.get("element") and c["element"] not in completed:
-                completed.append(c["element"])
+        for c in ev.completed:
+            if c.element and c.element not in completed:
+                completed.append(c.element)
     active: list[str] = []
     overdue: list[str] = []
     for t in session.scalars(select(HumanTask).where(HumanTask.instance_id == instance.id)):

@@ -27,7 +27,6 @@ every visitor shares one limit.
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -57,7 +56,8 @@ from wtforms.validators import DataRequired, Length, Optional
 
 from engine.clock import SHANGHAI, to_utc
 from engine.errors import ConflictError, FormValidationError, QifuError
-from engine.models import Event, HumanTask, Instance
+from engine.history import events_for
+from engine.models import HumanTask, Instance
 from web.intake_models import RateLimitHit
 from web.links import external_url
 
@@ -264,24 +264,19 @@ def public_timeline(db: Session, instance_id: int) -> list[dict[str, Any]]:
         if not steps or steps[-1]["text"] != words:
             steps.append({"at": at, "text": words})
 
-    for event in db.scalars(select(Event).where(Event.instance_id == instance_id).order_by(Event.seq)):
-        at = to_utc(event.at).astimezone(SHANGHAI)
+    for event in events_for(db, instance_id):
+        at = event.at.astimezone(SHANGHAI)
         if event.action in EVENT_WORDS:
             add(at, EVENT_WORDS[event.action])
-        try:
-            payload = json.loads(event.payload)
-        except ValueError:
-            continue
-        topics = {n.get("element"): n.get("topic") for n in payload.get("notes", []) if isinstance(n, dict)}
-        for element in payload.get("completed", []):
-            name, kind = element.get("name"), str(element.get("type", ""))
-            topic = topics.get(element.get("element"))
+        topics = {n.get("element"): n.get("topic") for n in event.notes}
+        for element in event.completed:
+            topic = topics.get(element.element)
             if topic in TOPIC_WORDS:
                 add(at, TOPIC_WORDS[topic])
-            elif name and "UserTask" in kind:
-                add(at, f"{name}：已完成")
-            elif name and kind.endswith("EndEvent"):
-                add(at, f"{name}")
+            elif element.name and "UserTask" in element.type:
+                add(at, f"{element.name}：已完成")
+            elif element.name and element.type.endswith("EndEvent"):
+                add(at, f"{element.name}")
     return steps
 
 
