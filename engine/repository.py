@@ -22,6 +22,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
+import keyword
 import logging
 import os
 import re
@@ -39,6 +40,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.conditional import ConditionalEv
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import MultiInstanceTask, StandardLoopTask
 from SpiffWorkflow.camunda.specs.user_task import UserTask
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
@@ -200,32 +202,70 @@ def _check_timer_literal(expression: str, kind: str, where: str) -> None:
 
 
 def _check_specs(parsed: ParsedDiagram, services: ServiceRegistry) -> None:
+    """Known service topics, and every expression and script a task spec evaluates compiles.
+
+    Expressions of event definitions other than timers (conditions, message payloads) are compiled by
+    :func:`_check_event_expressions`.
+    """
     for spec in [parsed.spec, *parsed.subprocess_specs.values()]:
+        if getattr(spec, "completion_condition", None):  # ad-hoc sub-process
+            _compile(spec.completion_condition, f"{spec.name} completionCondition")
         for task_spec in spec.task_specs.values():
-            where = f"{task_spec.bpmn_id or task_spec.name}" + (
-                f" ({task_spec.bpmn_name})" if getattr(task_spec, "bpmn_name", None) else "")
-            if isinstance(task_spec, ExternalServiceTask):
-                if services.get(task_spec.topic) is None:
-                    raise DeploymentError(
-                        f"未知的服务任务主题 (unknown service-task topic) '{task_spec.topic}'；"
-                        f"已注册: {', '.join(services.topics()) or '无'}", element=where)
-                for name, expr in task_spec.input_parameters + task_spec.output_parameters:
-                    _compile(expr, f"{where} 参数 {name}")
+            where = _where(task_spec)
+            if isinstance(task_spec, ExternalServiceTask) and services.get(task_spec.topic) is None:
+                raise DeploymentError(
+                    f"未知的服务任务主题 (unknown service-task topic) '{task_spec.topic}'；"
+                    f"已注册: {', '.join(services.topics()) or '无'}", element=where)
+            for label, source, script in _task_expressions(task_spec):
+                _compile(source, f"{where} {label}" if label else where, script=script)
             timer = timer_definition(task_spec)
             if timer is not None:
-                _compile(timer.expression, where)
                 _check_timer_literal(timer.expression, timer.kind, where)
-            script = getattr(task_spec, "script", None)
-            if script:
-                _compile(script, where, script=True)
-            if isinstance(task_spec, UserTask):
-                for attr in ("candidateGroups", "candidateUsers", "assignee", "dueDate"):
-                    value = (task_spec.extensions or {}).get(attr)
-                    if value and value.strip().startswith("${"):
-                        _compile(camunda_expression(value), f"{where} {attr}")
-            for cond, _target in getattr(task_spec, "cond_task_specs", []) or []:
-                if cond is not None:
-                    _compile(getattr(cond, "args", [None])[0], where)
+            if isinstance(task_spec, MultiInstanceTask):
+                _check_loop_variables(task_spec, where)
+
+
+def _task_expressions(task_spec: Any) -> Iterator[tuple[str, str | None, bool]]:
+    """(label, source, is a script) of every expression SpiffWorkflow evaluates for ``task_spec``."""
+    if isinstance(task_spec, ExternalServiceTask):
+        for name, expr in task_spec.input_parameters + task_spec.output_parameters:
+            yield f"参数 {name}", expr, False
+    timer = timer_definition(task_spec)
+    if timer is not None:
+        yield "", timer.expression, False
+    if getattr(task_spec, "script", None):
+        yield "", task_spec.script, True
+    if isinstance(task_spec, UserTask):
+        for attr in ("candidateGroups", "candidateUsers", "assignee", "dueDate"):
+            value = (task_spec.extensions or {}).get(attr)
+            if value and value.strip().startswith("${"):
+                yield attr, camunda_expression(value), False
+        for field in getattr(task_spec.form, "fields", None) or []:
+            if field.default_value and "${" in field.default_value:
+                yield f"表单字段 {field.id} defaultValue", camunda_expression(field.default_value), False
+    for cond, _target in getattr(task_spec, "cond_task_specs", []) or []:
+        if cond is not None:
+            yield "", getattr(cond, "args", [None])[0], False
+    if isinstance(task_spec, StandardLoopTask) and task_spec.condition is not None:
+        yield "loopCondition", task_spec.condition, False
+    if isinstance(task_spec, MultiInstanceTask):
+        if task_spec.cardinality is not None:
+            yield "loopCardinality", task_spec.cardinality, False
+        if task_spec.condition is not None:
+            yield "completionCondition", task_spec.condition, False
+
+
+def _check_loop_variables(task_spec: Any, where: str) -> None:
+    """A multi-instance collection or element variable names task data; it is not an expression."""
+    refs = (("camunda:collection / loopDataOutputRef", task_spec.data_output),
+            ("loopDataInputRef", task_spec.data_input), ("inputDataItem", task_spec.input_item),
+            ("camunda:elementVariable / outputDataItem", task_spec.output_item))
+    for label, ref in refs:
+        name = getattr(ref, "bpmn_id", None)
+        if ref is not None and not (isinstance(name, str) and name.isidentifier() and not name.startswith("_")
+                                    and not keyword.iskeyword(name)):
+            raise DeploymentError(f"多实例的 {label} 必须是变量名（不是表达式，也不以 _ 开头）: {name!r} "
+                                  f"(a multi-instance collection names a variable)", element=f"{where} {label}")
 
 
 def _where(task_spec: Any) -> str:
