@@ -46,7 +46,7 @@ from .forms import form_fields, validate_form
 from .instance_rows import InstanceRecord
 from .models import Deployment, Instance, Timer
 from .repository import find_deployment, load_specs, specs_for
-from .scripting import RestrictedScriptEngine, as_datetime
+from .scripting import RestrictedScriptEngine, StepGuard, as_datetime
 from .services import ServiceCall, ServiceRegistry
 from .services import registry as default_registry
 from .workflow_cache import WorkflowCache
@@ -521,10 +521,13 @@ class Runtime:
             tasks.check_rows(session, instance.id, tasks_before)
             jobs.check_rows(session, instance.id, timers_before)
         completed: list[Any] = []
+        guard = StepGuard(engine.limits, completed)  # bounds the tasks and the time of this step's engine work
         try:
-            act(workflow, completed)
-            workflow.do_engine_steps(did_complete_task=completed.append)
-        except QifuError:
+            with guard:
+                act(workflow, completed)
+                workflow.do_engine_steps(will_complete_task=guard.will_run, did_complete_task=guard.did_run)
+        except QifuError as exc:
+            guard.locate(exc)
             raise
         except SpiffWorkflowException as exc:
             cause = getattr(exc, "exception", None) or exc.__cause__
