@@ -115,6 +115,17 @@ class HumanTask(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class TaskCandidate(Base):
+    """One candidate group of an open task (Camunda's identity link): the inbox finds a group's tasks by index."""
+
+    __tablename__ = "task_candidate"
+    __table_args__ = (Index("ix_task_candidate_group", "group_name", "task_guid"),)
+
+    task_guid: Mapped[str] = mapped_column(ForeignKey("human_task.task_guid", ondelete="CASCADE"),
+                                           primary_key=True)
+    group_name: Mapped[str] = mapped_column(String(200), primary_key=True)
+
+
 class HistoricTask(Base):
     """Every user task an instance ever opened, kept after it closes (Camunda's historic task instance).
 

@@ -9,21 +9,24 @@ task); rows of tasks that are no longer READY are deleted. Claiming changes only
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, exists, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from .bpmn import camunda_expression, timer_definition
 from .clock import to_utc
 from .errors import ConflictError, NotFoundError
-from .models import HistoricTask, HumanTask
+from .models import Deployment, HistoricTask, HumanTask, Instance, TaskCandidate
 
 _human_task = HumanTask.__table__
 _historic = HistoricTask.__table__
+_candidate = TaskCandidate.__table__
+_INSERT_CANDIDATES = insert(_candidate)
 # Statements of every step, built once (building one per call costs more than running it).
 _GUIDS = select(_human_task.c.task_guid).where(_human_task.c.instance_id == bindparam("instance_id"))
 _DELETE = delete(_human_task).where(_human_task.c.task_guid == bindparam("guid"))
@@ -128,6 +131,10 @@ def sync_open_tasks(session: Session, instance_id: int, before: set[str], ready:
                                        for guid in closed])
     if rows:
         conn.execute(_INSERT, rows)
+        links = [{"task_guid": r["task_guid"], "group_name": g}
+                 for r in rows for g in dict.fromkeys(split_groups(r["candidate_groups"]))]
+        if links:
+            conn.execute(_INSERT_CANDIDATES, links)
         conn.execute(_INSERT_HISTORIC, [{c: r[c] for c in _HISTORIC_COLUMNS} for r in rows])
     return opened, closed
 
@@ -185,6 +192,133 @@ def reassign(session: Session, task_guid: str, user: str | None) -> HumanTask:
     row = get_task(session, task_guid)
     row.assignee = user
     return row
+
+
+@dataclass(frozen=True)
+class OpenTask:
+    """An open user task as lists show it (a plain value: no session attached)."""
+
+    task_guid: str
+    instance_id: int
+    business_key: str
+    process_key: str
+    spec_id: str
+    name: str | None
+    lane: str | None
+    candidate_groups: tuple[str, ...]
+    assignee: str | None
+    due_at: datetime | None
+    due_provisional: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class TaskQuery:
+    """Which open tasks: offered to ``groups`` or assigned to ``assignee`` (both None: every task), narrowed by
+    ``instances`` — a subquery of instance ids, the caller's scope and filters, run in the same SQL statement."""
+
+    groups: tuple[str, ...] | None = None
+    assignee: str | None = None
+    instances: Any = None  # a Select of instance ids
+    process_key: str | None = None
+    claimed: bool | None = None  # True: assigned to someone; False: unassigned
+    due_before: datetime | None = None
+    instance_id: int | None = None
+
+
+@dataclass(frozen=True)
+class TaskPage:
+    rows: list[OpenTask]
+    page: int
+    pages: int
+    total: int
+
+
+_OPEN_COLUMNS = (_human_task.c.task_guid, _human_task.c.instance_id, Instance.__table__.c.business_key,
+                 Deployment.__table__.c.process_key, _human_task.c.spec_id, _human_task.c.name, _human_task.c.lane,
+                 _human_task.c.candidate_groups, _human_task.c.assignee, _human_task.c.due_at,
+                 _human_task.c.due_provisional, _human_task.c.created_at)
+
+
+def _conditions(q: TaskQuery) -> list[Any]:
+    ht = _human_task
+    out: list[Any] = []
+    offered = None
+    if q.groups is not None:
+        offered = ht.c.assignee.is_(None) & exists(select(_candidate.c.task_guid).where(
+            _candidate.c.task_guid == ht.c.task_guid, _candidate.c.group_name.in_(list(q.groups) or [""])))
+    if q.assignee is not None:
+        mine = ht.c.assignee == q.assignee
+        offered = mine if offered is None else (mine | offered)
+    if offered is not None:
+        out.append(offered)
+    if q.instances is not None:
+        out.append(ht.c.instance_id.in_(q.instances))
+    if q.instance_id is not None:
+        out.append(ht.c.instance_id == q.instance_id)
+    if q.process_key:
+        out.append(Deployment.__table__.c.process_key == q.process_key)
+    if q.claimed is True:
+        out.append(ht.c.assignee.is_not(None))
+    elif q.claimed is False:
+        out.append(ht.c.assignee.is_(None))
+    if q.due_before is not None:
+        out.append(ht.c.due_at < q.due_before)
+    return out
+
+
+def _from() -> Any:
+    inst, dep = Instance.__table__, Deployment.__table__
+    return (_human_task.join(inst, inst.c.id == _human_task.c.instance_id)
+            .join(dep, dep.c.id == inst.c.deployment_id))
+
+
+def query_tasks(session: Session, q: TaskQuery, *, page: int = 1, page_size: int = 50) -> TaskPage:
+    """One page of open tasks, due first (tasks without a due date last), and how many there are in all.
+
+    Filtering, counting and paging happen in the database (indexes: ``task_candidate(group_name)``,
+    ``human_task(due_at)``, ``human_task(assignee)``); the row count of the page is bounded by ``page_size``.
+    """
+    where = _conditions(q)
+    conn = session.connection()
+    total = conn.scalar(select(func.count()).select_from(_from()).where(*where)) or 0
+    pages = max(1, -(-total // page_size))
+    page = min(max(1, page), pages)
+    stmt = (select(*_OPEN_COLUMNS).select_from(_from()).where(*where)
+            .order_by(_human_task.c.due_at.is_(None), _human_task.c.due_at, _human_task.c.id)
+            .limit(page_size).offset((page - 1) * page_size))
+    rows = [_open_task(r) for r in conn.execute(stmt)]
+    return TaskPage(rows, page, pages, total)
+
+
+def _open_task(r: Any) -> OpenTask:
+    return OpenTask(r.task_guid, r.instance_id, r.business_key, r.process_key, r.spec_id, r.name, r.lane,
+                    tuple(split_groups(r.candidate_groups)), r.assignee, r.due_at, bool(r.due_provisional),
+                    r.created_at)
+
+
+def open_task(session: Session, task_guid: str) -> OpenTask | None:
+    """One open task by its id, or None."""
+    row = session.connection().execute(select(*_OPEN_COLUMNS).select_from(_from())
+                                       .where(_human_task.c.task_guid == task_guid)).one_or_none()
+    return _open_task(row) if row is not None else None
+
+
+def tasks_of_instances(session: Session, instance_ids: list[int]) -> dict[int, list[OpenTask]]:
+    """The open tasks of a page of instances (bounded by the page: one bind parameter per id is fine here)."""
+    out: dict[int, list[OpenTask]] = {}
+    if not instance_ids:
+        return out
+    stmt = (select(*_OPEN_COLUMNS).select_from(_from()).where(_human_task.c.instance_id.in_(instance_ids))
+            .order_by(_human_task.c.id))
+    for r in session.connection().execute(stmt):
+        out.setdefault(r.instance_id, []).append(_open_task(r))
+    return out
+
+
+def overdue_instances(now: datetime) -> Any:
+    """A subquery of the instances with an open task past its due instant at ``now`` (for SQL filters)."""
+    return select(_human_task.c.instance_id).where(_human_task.c.due_at < now)
 
 
 def open_tasks(session: Session, *, groups: list[str] | None = None, user: str | None = None,
