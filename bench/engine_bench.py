@@ -61,9 +61,9 @@ from engine.calendar import WorkdayCalendar
 from engine.clock import FixedClock, to_utc
 from engine.process_engine import ProcessEngine
 from engine.repository import parse_diagram
-from engine.runtime import dump_state
 from engine.scripting import as_datetime
 from engine.services import ServiceRegistry
+from engine.state import dump_state
 
 DIAGRAMS = Path(__file__).parent / "diagrams"
 BENCH_DIAGRAM = DIAGRAMS / "bench.bpmn"
@@ -192,9 +192,10 @@ def stored_bytes(engine: ProcessEngine, key_prefix: str) -> StoredBytes:
 
 def _state_size(engine: ProcessEngine, instance_id: int) -> tuple[int, int]:
     """(bytes of state_json, tasks in SpiffWorkflow's task tree) of one instance, read outside any timing."""
-    with engine.session() as s:
-        instance, workflow = engine.runtime.workflow(s, instance_id)
-        return len(instance.state_json.encode()), len(workflow.tasks)
+    workflow = engine.runtime.workflow(instance_id)
+    with engine.read() as s:
+        state = s.scalar(text("SELECT state_json FROM instance WHERE id = :i"), {"i": instance_id})
+    return len(state.encode()), len(workflow.tasks)
 
 
 def _window_means(samples: list[float]) -> tuple[float, float, int]:
@@ -236,9 +237,8 @@ def measure_throughput(engine: ProcessEngine, cal: WorkdayCalendar, cases: int, 
     wf.do_engine_steps()
     raw_due = next(t._get_internal_data("event_value") for t in wf.event_manager.tasks.values())
     started = engine.runtime.start(BENCH_KEY, "CHECK-1", start_data, actor="bench")
-    with engine.session() as s:
-        _, qwf = engine.runtime.workflow(s, started.instance_id)
-        qifu_due = next(t._get_internal_data("event_value") for t in qwf.event_manager.tasks.values())
+    qwf = engine.runtime.workflow(started.instance_id)
+    qifu_due = next(t._get_internal_data("event_value") for t in qwf.event_manager.tasks.values())
     if to_utc(raw_due) != to_utc(qifu_due):
         print(f"WARNING: reminder due differs: raw {raw_due} vs Qifu {qifu_due}")
     if not raw_case(parsed.spec, parsed.subprocess_specs, raw_engine, start_data).completed:
@@ -283,7 +283,7 @@ def measure_floor(engine: ProcessEngine, repeat: int = 300) -> Floor:
         state = s.scalar(text("SELECT state_json FROM instance WHERE id = :i"), {"i": instance_id})
         payload = s.scalar(text("SELECT payload FROM event WHERE instance_id = :i ORDER BY seq LIMIT 1"),
                            {"i": instance_id})
-        _, workflow = engine.runtime.workflow(s, instance_id)
+    workflow = engine.runtime.workflow(instance_id)
     t0 = time.perf_counter()
     for _ in range(repeat):
         dump_state(workflow)
@@ -425,8 +425,7 @@ def run(cases: int, long_steps: int, warmup: int, workdir: Path) -> None:
           f"{1000 * r_early:.3f} ms, last {w} mean {1000 * r_late:.3f} ms, ratio {r_late / r_early:.2f}×; "
           f"serialized state {lc.raw_state_early:,} B → {lc.raw_state_late:,} B")
 
-    if engine.url in db._engines:
-        db._engines.pop(engine.url).dispose()
+    db.dispose(engine.url)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,7 @@
 """The page benchmark's data: a database of N cases built only through the public paths, like a year of work.
 
 Every case starts through :func:`handlers.intake.submit_case` and moves only by
-``engine.runtime.complete_task`` (the diagrams' own forms) and ``engine.runtime.run_due_timers`` with a
+``engine.runtime.complete_task`` (the diagrams' own forms) and ``engine.management.run_due_timers`` with a
 :class:`~engine.clock.FixedClock` moved forward, so the rows behind the pages are exactly the rows real work
 leaves: history events, open and historic tasks, waiting/fired timers, ledger, supervision, ratings, outbox.
 
@@ -495,7 +495,7 @@ class Simulation:
     def fire_timers(self, at: datetime) -> None:
         self.clock.set(at)
         for _ in range(1000):  # a failing timer stays due (the engine counts its attempts): do not spin on it
-            fired = self.engine.runtime.run_due_timers(limit=500, worker="bench")
+            fired = self.engine.management.run_due_timers(limit=500, worker="bench")
             self.stats.timers_fired += fired
             if fired == 0:
                 break

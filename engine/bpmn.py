@@ -464,15 +464,21 @@ class _TimerConverter(EventDefinitionConverter):
         return dct
 
 
-def make_serializer() -> BpmnWorkflowSerializer:
-    config = dict(CAMUNDA_CONFIG)
+def serializer_config() -> dict[type, Any]:
+    """SpiffWorkflow's Camunda serializer configuration with converters for Qifu's own specs."""
+    config: dict[type, Any] = dict(CAMUNDA_CONFIG)
     config[ExternalServiceTask] = ExternalServiceTaskConverter
     config[QifuBoundaryEventJoin] = EventJoinConverter
     config[QifuParallelGateway] = ParallelGatewayConverter
     config[QifuMessageEventDefinition] = MessageEventDefinitionConverter
     for cls in (QifuTimeDateEventDefinition, QifuDurationTimerEventDefinition, QifuCycleTimerEventDefinition):
         config[cls] = _TimerConverter
-    return BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(config))
+    return config
+
+
+def make_serializer() -> BpmnWorkflowSerializer:
+    """A serializer of specs (deployments store their parsed spec with it)."""
+    return BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(serializer_config()))
 
 
 def timer_definition(spec: Any):

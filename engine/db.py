@@ -32,11 +32,14 @@ def database_url(url: str | None = None) -> str:
     return url or os.environ.get("QIFU_DATABASE_URL") or DEFAULT_URL
 
 
-def get_engine(url: str | None = None) -> Engine:
-    """The process-wide engine for ``url`` (default: ``QIFU_DATABASE_URL`` or the SQLite file)."""
+def get_engine(url: str | None = None, *, synchronous: str = "NORMAL") -> Engine:
+    """The process-wide engine for ``url`` (default: ``QIFU_DATABASE_URL`` or the SQLite file).
+
+    ``synchronous`` is SQLite's: ``NORMAL`` survives a crash of the process, ``FULL`` also a power loss.
+    """
     url = database_url(url)
     if url not in _engines:
-        _engines[url] = _create(url)
+        _engines[url] = _create(url, synchronous=synchronous)
     return _engines[url]
 
 
@@ -51,7 +54,7 @@ def get_read_engine(url: str | None = None) -> Engine:
     return _read_engines[url]
 
 
-def _create(url: str, *, read_only: bool = False) -> Engine:
+def _create(url: str, *, read_only: bool = False, synchronous: str = "NORMAL") -> Engine:
     if not url.startswith("sqlite"):
         return create_engine(url, pool_pre_ping=True, future=True)
     path = url.split("///", 1)[-1]
@@ -64,7 +67,7 @@ def _create(url: str, *, read_only: bool = False) -> Engine:
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'FULL' else 'NORMAL'}")
         cur.execute("PRAGMA busy_timeout=30000")
         if read_only:
             cur.execute("PRAGMA query_only=ON")  # a read session that tries to write fails loudly
@@ -102,12 +105,12 @@ def read_session_factory(url: str | None = None) -> sessionmaker[Session]:
 
 @contextmanager
 def read_scope(url: str | None = None) -> Iterator[Session]:
-    """A read-only session; its transaction always ends with a rollback (there is nothing to keep)."""
+    """A read-only session; its transaction ends with the session (closing it rolls the connection back
+    without expiring what was read, so rows stay usable after the block)."""
     session = read_session_factory(url)()
     try:
         yield session
     finally:
-        session.rollback()
         session.close()
 
 
@@ -123,3 +126,25 @@ def session_scope(url: str | None = None) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+class Database:
+    """One database, as the engine's services use it: write transactions and read-only ones."""
+
+    def __init__(self, url: str | None = None, *, synchronous: str = "NORMAL") -> None:
+        self.url = database_url(url)
+        get_engine(self.url, synchronous=synchronous)
+        self.writes = session_factory(self.url)
+        self.reads = read_session_factory(self.url)
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A write transaction: committed on success, rolled back on any exception."""
+        with session_scope(self.url) as session:
+            yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only transaction that no writer waits for."""
+        with read_scope(self.url) as session:
+            yield session

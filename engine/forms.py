@@ -26,6 +26,7 @@ SUPPORTED_CONSTRAINTS = ("required", "minlength", "maxlength", "min", "max", "re
 MAX_STRING = 20000
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")  # C0 except TAB, LF, CR
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
+UNSTORABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
 _INTEGER = re.compile(r"^-?\d{1,18}$")
 
 
@@ -107,13 +108,23 @@ def _coerce(fd: FieldDef, value: Any) -> Any:
     raise ValueError(f"不支持的字段类型 {fd.type}")
 
 
+def text_problem(value: str) -> str | None:
+    """Why ``value`` cannot be kept as text, in Chinese, or None. The one rule for every text a user sends
+    (task forms, intake, the API): C0 control characters other than TAB, LF and CR, and lone surrogates
+    (valid in JSON, not in UTF-8), are refused — PostgreSQL cannot store NUL, SQLite would keep it silently."""
+    bad = UNSTORABLE.search(value)
+    if bad is None:
+        return None
+    where = f"第 {bad.start() + 1} 个字符 U+{ord(bad.group()):04X}"
+    if _SURROGATE.match(bad.group()):
+        return f"含有无法保存的字符（{where}，孤立的代理项，不是有效的 Unicode 文本）"
+    return f"含有不允许的控制字符（{where}，只允许制表符、换行、回车）"
+
+
 def _check_text(value: str) -> None:
-    bad = _CONTROL.search(value)
-    if bad:
-        raise ValueError(f"含有不允许的控制字符 U+{ord(bad.group()):04X}（只允许制表符、换行、回车）")
-    bad = _SURROGATE.search(value)
-    if bad:
-        raise ValueError(f"含有无法保存的字符 U+{ord(bad.group()):04X}（孤立的代理项，不是有效的 Unicode 文本）")
+    problem = text_problem(value)
+    if problem:
+        raise ValueError(problem)
 
 
 def _printable(key: Any) -> str:

@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
+from .db import Database
 from .errors import NotFoundError
 from .models import Event, Instance
 
@@ -33,8 +34,10 @@ def canonical(value: Any) -> str:
 
 
 def _utc(at: datetime) -> datetime:
-    if at.tzinfo is None:  # SQLite hands back naive UTC
-        at = at.replace(tzinfo=UTC)
+    """Instants in the history are aware (the ``UTCDateTime`` column type sees to it on read); a naive one
+    here is a bug, never guessed at: the chain hashes the instant."""
+    if at.tzinfo is None:
+        raise ValueError(f"naive datetime {at!r} in the history: instants are stored and read aware")
     return at.astimezone(UTC)
 
 
@@ -311,3 +314,40 @@ def events_for(session: Session, instance_id: int) -> list[StepEvent]:
     """The history of one case, oldest first."""
     rows = session.scalars(select(Event).where(Event.instance_id == instance_id).order_by(Event.seq))
     return [StepEvent.from_row(row) for row in rows]
+
+
+# --- the service -------------------------------------------------------------------------------------------
+class HistoryService:
+    """History (Camunda's HistoryService): read a case's steps, replay it, verify the chains."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def events(self, instance_id: int) -> list[StepEvent]:
+        """The history of one case, oldest first."""
+        with self.db.read() as session:
+            return events_for(session, instance_id)
+
+    def replay(self, instance_id: int, step: int | None = None) -> ReplayState:
+        """The case as it stood after event ``step`` (default: the newest)."""
+        with self.db.read() as session:
+            return replay(session, instance_id, step)
+
+    def verify(self, instance_ids: Iterable[int] | None = None) -> list[Problem]:
+        """Check the hash chains of some cases (default: all); empty when the history is intact."""
+        with self.db.read() as session:
+            return verify(session, instance_ids)
+
+    def count_instances(self) -> int:
+        with self.db.read() as session:
+            return session.scalar(select(func.count()).select_from(Instance)) or 0
+
+    def instance_id(self, case: str) -> int:
+        """An instance by business key (or by its number), for the CLI; NotFoundError otherwise."""
+        with self.db.read() as session:
+            found = session.scalar(select(Instance.id).where(Instance.business_key == case))
+            if found is None and case.isdigit():
+                found = session.scalar(select(Instance.id).where(Instance.id == int(case)))
+        if found is None:
+            raise NotFoundError(f"案件不存在: {case}")
+        return found

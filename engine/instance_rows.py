@@ -25,7 +25,7 @@ _deployment = Deployment.__table__
 
 _READ = (select(_instance.c.id, _instance.c.deployment_id, _deployment.c.content_hash, _instance.c.business_key,
                 _instance.c.status, _instance.c.state_json, _instance.c.data_json, _instance.c.version,
-                _instance.c.history_seq, _instance.c.history_hash)
+                _instance.c.history_seq, _instance.c.history_hash, _instance.c.due_at)
          .join_from(_instance, _deployment, _deployment.c.id == _instance.c.deployment_id))
 
 # Statements are built once: building one per call costs more than running it.
@@ -54,6 +54,7 @@ class InstanceRecord:
     version: int
     history_seq: int
     history_hash: str
+    due_at: datetime | None = None
     ended_at: datetime | None = None
 
 
@@ -105,7 +106,7 @@ def write(session: Session, record: InstanceRecord, now: datetime) -> None:
     """Save the step's outcome, guarded by the version the step read; moves ``record.version`` on by one."""
     result = session.connection().execute(_WRITE, {
         "b_id": record.id, "b_version": record.version, "status": record.status, "ended_at": record.ended_at,
-        "state_json": record.state_json, "data_json": record.data_json, "updated_at": now,
+        "state_json": record.state_json, "data_json": record.data_json, "updated_at": now, "due_at": record.due_at,
         "history_seq": record.history_seq, "history_hash": record.history_hash, "version": record.version + 1})
     if result.rowcount != 1:
         raise ConflictError(CONFLICT)

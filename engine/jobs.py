@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 from uuid import UUID
 
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
@@ -47,6 +48,60 @@ _OPEN = (select(_timer.c.task_guid, _timer.c.occurrence, _timer.c.status)
          .where(_timer.c.instance_id == bindparam("iid"), _timer.c.status.in_(("waiting", "failed"))))
 
 
+# --- timer arithmetic --------------------------------------------------------------------------------------
+def compute_timer_value(kind: str, value: Any, now: datetime) -> Any:
+    """Due instant of a timer from its evaluated value: ISO date-time, ISO duration from now, or a cycle."""
+    if isinstance(value, datetime):
+        return to_utc(value).isoformat()
+    text = str(value).strip()
+    if kind == "cycle":
+        parts = text.upper().split("/")
+        if len(parts) not in (2, 3) or not parts[0].startswith("R"):
+            raise ValueError(f"无法解析的循环定时器: {text}")
+        cycles = int(parts[0][1:]) if parts[0][1:] else -1
+        if len(parts) == 3:
+            start = to_utc(parts[1])
+            duration = TimerEventDefinition.get_timedelta_from_start(
+                TimerEventDefinition.parse_iso_duration(parts[2]), start)
+        else:
+            duration = TimerEventDefinition.get_timedelta_from_start(
+                TimerEventDefinition.parse_iso_duration(parts[1]), now)
+            start = now + duration
+        return {"cycles": cycles, "next": start.isoformat(), "duration": duration.total_seconds(), "occurrence": 1}
+    if text.upper().startswith("P"):
+        delta = TimerEventDefinition.get_timedelta_from_start(TimerEventDefinition.parse_iso_duration(text), now)
+        return (now + delta).isoformat()
+    return to_utc(text).isoformat()
+
+
+def next_occurrence(event_value: dict[str, Any], now: datetime) -> int:
+    """Move a cycle to its next occurrence after ``now``, in place; returns how many were skipped.
+
+    After downtime the overdue occurrence fires once; the ones that would also have been due by now are
+    counted as spent, not fired one after another — two months down must not leave a case with eight
+    identical weekly reminders.
+    """
+    step = timedelta(seconds=event_value["duration"])
+    nxt, skipped = to_utc(event_value["next"]) + step, 0
+    while nxt <= now and event_value["cycles"] != 0:
+        nxt += step
+        skipped += 1
+        if event_value["cycles"] > 0:
+            event_value["cycles"] -= 1
+    if skipped:
+        event_value["occurrence"] = event_value.get("occurrence", 1) + skipped
+    event_value["next"] = nxt.isoformat()
+    return skipped
+
+
+def move_due(task: Any, due: datetime, provisional: bool) -> None:
+    """Rewrite a waiting timer's stored due instant (for a cycle: its next occurrence)."""
+    value = task._get_internal_data("event_value")
+    value = {**value, "next": due.isoformat()} if isinstance(value, dict) else due.isoformat()
+    task._set_internal_data(event_value=value, qifu_provisional=provisional)
+
+
+# --- timer rows --------------------------------------------------------------------------------------------
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 

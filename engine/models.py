@@ -90,11 +90,11 @@ class Instance(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     started_by: Mapped[str | None] = mapped_column(String(200))
+    # The earliest due instant of its open user tasks, kept by every step: lists sort and filter by it.
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     # Head of this instance's hash chain: deleting the newest event is detected against these.
     history_seq: Mapped[int] = mapped_column(Integer, default=0)
     history_hash: Mapped[str] = mapped_column(String(64), default="")
-
-    __mapper_args__ = {"version_id_col": version}
 
 
 class HumanTask(Base):

@@ -24,7 +24,6 @@ import hashlib
 import json
 import keyword
 import logging
-import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -46,13 +45,13 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from .bpmn import ExternalServiceTask, QifuParser, camunda_expression, make_serializer, timer_definition
-from .errors import DeploymentError, ExpressionError
+from .db import Database
+from .errors import DeploymentError, ExpressionError, NotFoundError
 from .models import Deployment
 from .scripting import compile_expression, compile_script
 from .services import ServiceRegistry
-from .services import registry as default_registry
 
-MAX_DIAGRAM_BYTES = int(os.environ.get("QIFU_MAX_DIAGRAM_BYTES", str(2 * 1024 * 1024)))
+MAX_DIAGRAM_BYTES = 2 * 1024 * 1024  # the default of QIFU_MAX_DIAGRAM_BYTES (engine.settings)
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 NS = {"bpmn": BPMN_NS}
 ID_NAMESPACES = frozenset({BPMN_NS, "http://www.omg.org/spec/BPMN/20100524/DI",
@@ -82,9 +81,9 @@ def _validator() -> BpmnValidator:
     return BpmnValidator()
 
 
-def _safe_parse(content: bytes) -> etree._Element:
-    if len(content) > MAX_DIAGRAM_BYTES:
-        raise DeploymentError(f"文件过大：{len(content)} 字节，上限 {MAX_DIAGRAM_BYTES} 字节 (file too large)")
+def _safe_parse(content: bytes, max_bytes: int = MAX_DIAGRAM_BYTES) -> etree._Element:
+    if len(content) > max_bytes:
+        raise DeploymentError(f"文件过大：{len(content)} 字节，上限 {max_bytes} 字节 (file too large)")
     try:
         content.decode("utf-8")
     except UnicodeDecodeError:
@@ -331,11 +330,11 @@ def _refusing(step: str, element: str | None = None) -> Iterator[None]:
                               element=element, step=step) from None
 
 
-def parse_diagram(content: bytes, filename: str | None = None,
-                  services: ServiceRegistry | None = None) -> ParsedDiagram:
+def parse_diagram(content: bytes, filename: str | None = None, services: ServiceRegistry | None = None, *,
+                  max_bytes: int = MAX_DIAGRAM_BYTES) -> ParsedDiagram:
     """Validate and parse; raise :class:`DeploymentError` on anything wrong (never another error). Writes nothing."""
     with _refusing("读取 XML (reading the XML)"):
-        root = _safe_parse(content)
+        root = _safe_parse(content, max_bytes)
     with _refusing("BPMN 模式校验 (schema check)"):
         _check_schema(root, filename)
     with _refusing("查找可执行流程 (finding the process)"):
@@ -349,7 +348,7 @@ def parse_diagram(content: bytes, filename: str | None = None,
         subprocess_specs = parser.get_subprocess_specs(key)
     parsed = ParsedDiagram(key, process.get("name"), spec, subprocess_specs)
     with _refusing("检查任务与表达式 (checking tasks and expressions)", key):
-        _check_specs(parsed, services or default_registry)
+        _check_specs(parsed, services or ServiceRegistry())
         _check_event_expressions(parsed)
         for cond in root.iterfind(".//bpmn:sequenceFlow", NS):
             expr = cond.find("bpmn:conditionExpression", NS)
@@ -388,9 +387,10 @@ def spec_to_json(parsed: ParsedDiagram) -> str:
 
 
 def deploy(session: Session, content: bytes, *, filename: str | None = None, actor: str | None = None,
-           now: datetime, services: ServiceRegistry | None = None) -> DeployResult:
+           now: datetime, services: ServiceRegistry | None = None,
+           max_bytes: int = MAX_DIAGRAM_BYTES) -> DeployResult:
     """Validate ``content`` and store it as the next version of its process, unless identical content is there."""
-    parsed = parse_diagram(content, filename, services)
+    parsed = parse_diagram(content, filename, services, max_bytes=max_bytes)
     digest = hashlib.sha256(content).hexdigest()
     existing = session.scalar(
         select(Deployment).where(Deployment.process_key == parsed.process_key, Deployment.content_hash == digest)
@@ -464,3 +464,81 @@ def specs_for(session: Session, deployment_id: int, content_hash: str) -> tuple[
             select(Deployment.__table__.c.spec_json).where(Deployment.__table__.c.id == deployment_id))
         _spec_cache[key] = _restore_specs(spec_json)
     return _spec_cache[key]
+
+
+# --- the service -------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ProcessSummary:
+    """A process key with its newest version."""
+
+    process_key: str
+    name: str | None
+    version: int
+    deployment_id: int
+
+
+class RepositoryService:
+    """Deployments (Camunda's RepositoryService): validate and store diagrams, list versions, hand out specs."""
+
+    def __init__(self, db: Database, services: ServiceRegistry, *, max_bytes: int = MAX_DIAGRAM_BYTES,
+                 clock: Any = None) -> None:
+        self.db = db
+        self.services = services
+        self.max_bytes = max_bytes
+        self.clock = clock
+
+    def validate(self, content: bytes, filename: str | None = None) -> ParsedDiagram:
+        """Everything a deploy checks, storing nothing."""
+        return parse_diagram(content, filename, self.services, max_bytes=self.max_bytes)
+
+    def deploy(self, content: bytes, *, filename: str | None = None, actor: str | None = None) -> DeployResult:
+        """Validate and store one diagram as the next version of its process (same content: no new version)."""
+        return self.deploy_many([(filename, content)], actor=actor)[0]
+
+    def deploy_many(self, files: list[tuple[str | None, bytes]], *, actor: str | None = None) -> list[DeployResult]:
+        """Validate and store several diagrams in one transaction: all of them, or none (the refusal names
+        the file)."""
+        results = []
+        with self.db.write() as session:
+            for filename, content in files:
+                try:
+                    result = deploy(session, content, filename=filename, actor=actor, now=self.clock.now(),
+                                    services=self.services, max_bytes=self.max_bytes)
+                except DeploymentError as exc:
+                    if filename:
+                        exc.message = f"{filename}: {exc.message}"
+                    raise
+                session.expunge(result.deployment)
+                results.append(result)
+        return results
+
+    def processes(self) -> list[ProcessSummary]:
+        """Every process key with its newest version, by key."""
+        newest = (select(_dep.c.process_key, func.max(_dep.c.version).label("version"))
+                  .group_by(_dep.c.process_key).subquery())
+        query = (select(_dep.c.process_key, _dep.c.name, _dep.c.version, _dep.c.id)
+                 .join(newest, (newest.c.process_key == _dep.c.process_key) & (newest.c.version == _dep.c.version))
+                 .order_by(_dep.c.process_key))
+        with self.db.read() as session:
+            return [ProcessSummary(*row) for row in session.execute(query)]
+
+    def deployment(self, deployment_id: int) -> DeploymentRef | None:
+        with self.db.read() as session:
+            return find_deployment(session, deployment_id=deployment_id)
+
+    def latest(self, process_key: str) -> DeploymentRef | None:
+        with self.db.read() as session:
+            return find_deployment(session, process_key=process_key)
+
+    def xml(self, deployment_id: int) -> str | None:
+        """The BPMN XML of one version, as deployed."""
+        with self.db.read() as session:
+            return session.scalar(select(_dep.c.xml).where(_dep.c.id == deployment_id))
+
+    def specs(self, deployment_id: int) -> tuple[Any, dict[str, Any]]:
+        """The parsed spec of one version (and its subprocess specs), from the in-memory cache."""
+        with self.db.read() as session:
+            ref = find_deployment(session, deployment_id=deployment_id)
+            if ref is None:
+                raise NotFoundError(f"流程版本不存在: {deployment_id}")
+            return specs_for(session, ref.id, ref.content_hash)

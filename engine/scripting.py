@@ -27,45 +27,35 @@ from __future__ import annotations
 import ast
 import builtins
 import logging
-import math
-import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
 from types import CodeType, TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from RestrictedPython import compile_restricted_eval, compile_restricted_exec, safe_builtins
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
 
 from . import script_guards as guards
+from .clock import to_utc
 from .errors import ExpressionError, QifuError
 from .script_policy import RUNTIME_GLOBALS, LimitingTransformer, check_constants
+
+if TYPE_CHECKING:
+    from .calendar import WorkdayCalendar
+    from .settings import EngineSettings
 
 MAX_EXPRESSION_LENGTH = 4000
 log = logging.getLogger(__name__)
 
 
 # --- limits ------------------------------------------------------------------------------------------------
-def _setting(env: Mapping[str, str], name: str, default: float, kind: type) -> Any:
-    raw = env.get(name)
-    if raw is None or not raw.strip():
-        return default
-    try:
-        value = kind(raw)
-    except ValueError:
-        value = None
-    if value is None or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"设置 {name} 必须是正{'整' if kind is int else ''}数，现在是 {raw!r}")
-    return value
-
-
 @dataclass(frozen=True)
 class ScriptLimits:
-    """What diagram code may cost. The time settings come from the environment (:meth:`from_env`)."""
+    """What diagram code may cost. The time settings come from :class:`engine.settings.EngineSettings`."""
 
     time_limit: float = 2.0  # CPU seconds per evaluation (QIFU_EXPRESSION_TIME_LIMIT)
     max_step_tasks: int = 5000  # tasks one step may run (QIFU_MAX_STEP_TASKS)
@@ -75,11 +65,9 @@ class ScriptLimits:
     max_total_length: int = guards.MAX_TOTAL_LENGTH  # all results of one evaluation together
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> ScriptLimits:
-        env = os.environ if environ is None else environ
-        return cls(time_limit=_setting(env, "QIFU_EXPRESSION_TIME_LIMIT", cls.time_limit, float),
-                   max_step_tasks=_setting(env, "QIFU_MAX_STEP_TASKS", cls.max_step_tasks, int),
-                   max_step_seconds=_setting(env, "QIFU_MAX_STEP_SECONDS", cls.max_step_seconds, float))
+    def from_settings(cls, settings: EngineSettings) -> ScriptLimits:
+        return cls(time_limit=settings.expression_time_limit, max_step_tasks=settings.max_step_tasks,
+                   max_step_seconds=settings.max_step_seconds)
 
 
 class StepLimitError(QifuError):
@@ -220,7 +208,7 @@ class RestrictedEnvironment(BasePythonScriptEngineEnvironment):
 
     def __init__(self, functions: Mapping[str, Callable[..., Any]], limits: ScriptLimits | None = None) -> None:
         super().__init__(dict(functions))
-        self.limits = limits or ScriptLimits.from_env()
+        self.limits = limits or ScriptLimits()
 
     def _globals(self, context: Mapping[str, Any], external: Mapping[str, Any] | None) -> dict[str, Any]:
         glb: dict[str, Any] = dict(self.globals)
@@ -303,6 +291,26 @@ class RestrictedScriptEngine(PythonScriptEngine):
             if exc.element is None:
                 exc.element = element_label(task.task_spec)
             raise
+
+
+def diagram_functions(now: Callable[[], datetime], calendar: Callable[[], WorkdayCalendar]
+                      ) -> dict[str, Callable[..., Any]]:
+    """The functions a diagram may call, over the step's clock and (read when first needed) calendar."""
+
+    def now_iso() -> str:
+        return now().isoformat()
+
+    def working_days_after(start: Any, n: int) -> str:
+        return calendar().deadline(to_utc(as_datetime(start)), int(n)).isoformat()
+
+    def end_of_working_day(start: Any = None) -> str:
+        return calendar().end_of_working_day(to_utc(as_datetime(start)) if start else now()).isoformat()
+
+    def is_workday(day: Any) -> bool:
+        return calendar().is_workday(as_datetime(day).date())
+
+    return {"now": now_iso, "working_days_after": working_days_after, "end_of_working_day": end_of_working_day,
+            "is_workday": is_workday}
 
 
 def as_datetime(value: Any) -> datetime:

@@ -30,6 +30,7 @@ class ServiceCall:
     actor: str | None
     now: datetime
     calendar: Any                 # engine.calendar.WorkdayCalendar
+    process_key: str = ""         # the diagram's process id
     notes: list[dict[str, Any]] = field(default_factory=list)  # recorded into the step's history event
 
 
@@ -68,6 +69,3 @@ class ServiceRegistry:
 
     def topics(self) -> list[str]:
         return sorted(self._handlers)
-
-
-registry = ServiceRegistry()

@@ -1,197 +1,29 @@
-"""Human tasks (Camunda's TaskService): open-task rows derived from READY user tasks, and claiming.
+"""Human tasks (Camunda's TaskService): find open tasks — paged, by groups, assignee and the caller's scope —
+and claim, give back or reassign them.
 
-:func:`sync_open_tasks` runs at the end of every step (called by :mod:`engine.runtime`): a READY user task
-without a row gets one (candidate groups from ``camunda:candidateGroups`` — an ``${…}`` expression may pick
-the group from case data — else the lane; due from ``camunda:dueDate`` or the earliest timer attached to the
-task); rows of tasks that are no longer READY are deleted. Claiming changes only the row, never the case.
+A claim changes no workflow state, but it is a step all the same (:meth:`engine.step.Stepper.record`): the
+instance's version moves on under the same optimistic-concurrency rule as any step, and the history says who
+held the task when (AU-1). The rows themselves are written by :mod:`engine.task_rows`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from uuid import UUID
 
-from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import bindparam, delete, exists, func, insert, select, update
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.orm import Session
 
-from .bpmn import camunda_expression, timer_definition
-from .clock import to_utc
+from . import history, instance_rows
+from .db import Database
 from .errors import ConflictError, NotFoundError
 from .models import Deployment, HistoricTask, HumanTask, Instance, TaskCandidate
+from .step import Stepper
+from .task_rows import split_groups
 
 _human_task = HumanTask.__table__
-_historic = HistoricTask.__table__
 _candidate = TaskCandidate.__table__
-_INSERT_CANDIDATES = insert(_candidate)
-# Statements of every step, built once (building one per call costs more than running it).
-_GUIDS = select(_human_task.c.task_guid).where(_human_task.c.instance_id == bindparam("instance_id"))
-_DELETE = delete(_human_task).where(_human_task.c.task_guid == bindparam("guid"))
-_INSERT = insert(_human_task)
-_INSERT_HISTORIC = insert(_historic)
-_CLOSE_HISTORIC = (update(_historic).where(_historic.c.task_guid == bindparam("guid"))
-                   .values(ended_at=bindparam("ended"), outcome=bindparam("outcome"), completed_by=bindparam("by")))
-_HISTORIC_COLUMNS = ("instance_id", "task_guid", "spec_id", "name", "candidate_groups", "due_at", "created_at")
-_SET_DUE = (update(_human_task).where(_human_task.c.task_guid == bindparam("guid"))
-            .values(due_at=bindparam("due"), due_provisional=bindparam("prov")))
-
-
-def split_groups(value: Any) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, (list, tuple, set)):
-        return [str(v).strip() for v in value if str(v).strip()]
-    return [g.strip() for g in str(value).split(",") if g.strip()]
-
-
-def _attribute(task: Any, name: str, evaluate: Callable[[Any, str], Any]) -> Any:
-    value = (getattr(task.task_spec, "extensions", None) or {}).get(name)
-    if value and value.strip().startswith("${"):
-        return evaluate(task, camunda_expression(value))
-    return value
-
-
-def attached_timer_due(task: Any) -> tuple[datetime | None, bool]:
-    """Earliest due instant among waiting date/duration timers attached (as boundary events) to ``task``."""
-    parent = task.parent
-    best, provisional = None, False
-    if parent is None:
-        return None, False
-    for sibling in parent.children:
-        definition = timer_definition(sibling.task_spec)
-        if sibling is task or definition is None or definition.kind == "cycle":
-            continue  # a cycle timer is a recurring reminder, not the task's deadline
-        value = sibling._get_internal_data("event_value")
-        if isinstance(value, dict):
-            value = value.get("next")
-        if value:
-            due = to_utc(value)
-            if best is None or due < best:
-                best, provisional = due, bool(sibling._get_internal_data("qifu_provisional", False))
-    return best, provisional
-
-
-def ready_user_tasks(workflow: Any) -> list[Any]:
-    """READY user tasks in the order of the task tree (depth first), subprocesses included."""
-    return [t for t in workflow.get_tasks(state=TaskState.READY) if t.task_spec.manual]
-
-
-def ready_user_task_ids(workflow: Any) -> set[str]:
-    """The guids of :func:`ready_user_tasks`, by a plain scan (no tree walk): what the rows mirror."""
-    workflows = [workflow, *getattr(workflow, "subprocesses", {}).values()]
-    return {str(t.id) for wf in workflows for t in wf.tasks.values()
-            if t.state == TaskState.READY and t.task_spec.manual}
-
-
-def check_rows(session: Session, instance_id: int, expected: set[str]) -> None:
-    """Verify mode: the instance's human_task rows are exactly ``expected`` (raises AssertionError)."""
-    rows = set(session.connection().scalars(_GUIDS, {"instance_id": instance_id}))
-    if rows != expected:
-        raise AssertionError(f"human_task rows of instance {instance_id} do not mirror its READY user tasks: "
-                             f"rows {sorted(rows)}, workflow {sorted(expected)}")
-
-
-def sync_open_tasks(session: Session, instance_id: int, before: set[str], ready: list[Any], now: datetime,
-                    evaluate: Callable[[Any, str], Any], *, completed: frozenset[str] = frozenset(),
-                    actor: str | None = None) -> tuple[list[Any], list[str]]:
-    """Write the step's changes to the instance's human_task rows and their historic_task rows.
-
-    ``before`` holds the guids of the READY user tasks as the step found the workflow, which the rows mirror
-    (every step leaves them so, in the same transaction); ``ready`` are the READY user tasks now;
-    ``completed`` the guids ``actor`` completed in this step (other closed tasks were cancelled). Returns
-    (newly opened tasks, guids of closed rows) for the history event. Only what changed is written, with
-    SQL Core: this runs in every step (see :mod:`engine.instance_rows`).
-    """
-    now_ready = {str(t.id): t for t in ready}
-    closed = [guid for guid in before if guid not in now_ready]
-    opened, rows = [], []
-    for guid, task in now_ready.items():
-        if guid in before:
-            continue
-        due, provisional = attached_timer_due(task)
-        due_expr = _attribute(task, "dueDate", evaluate)
-        if due_expr:
-            due, provisional = to_utc(due_expr), False
-        groups = split_groups(_attribute(task, "candidateGroups", evaluate)) or split_groups(task.task_spec.lane)
-        assignee = _attribute(task, "assignee", evaluate)
-        rows.append({"instance_id": instance_id, "task_guid": guid,
-                     "spec_id": task.task_spec.bpmn_id or task.task_spec.name, "name": task.task_spec.bpmn_name,
-                     "lane": task.task_spec.lane, "candidate_groups": ",".join(groups),
-                     "assignee": str(assignee) if assignee else None, "due_at": due,
-                     "due_provisional": provisional, "created_at": now})
-        opened.append(task)
-    conn = session.connection()
-    if closed:
-        conn.execute(_DELETE, [{"guid": guid} for guid in closed])
-        conn.execute(_CLOSE_HISTORIC, [{"guid": guid, "ended": now, "outcome": "completed" if guid in completed
-                                        else "cancelled", "by": actor if guid in completed else None}
-                                       for guid in closed])
-    if rows:
-        conn.execute(_INSERT, rows)
-        links = [{"task_guid": r["task_guid"], "group_name": g}
-                 for r in rows for g in dict.fromkeys(split_groups(r["candidate_groups"]))]
-        if links:
-            conn.execute(_INSERT_CANDIDATES, links)
-        conn.execute(_INSERT_HISTORIC, [{c: r[c] for c in _HISTORIC_COLUMNS} for r in rows])
-    return opened, closed
-
-
-def refresh_due(session: Session, instance_id: int, workflow: Any) -> None:
-    """Recompute due dates of open rows from their attached timers (after a timer was rescheduled)."""
-    conn = session.connection()
-    changes = []
-    for guid in conn.scalars(_GUIDS, {"instance_id": instance_id}):
-        task = workflow.get_task_from_id(UUID(guid))
-        if task is None or (getattr(task.task_spec, "extensions", None) or {}).get("dueDate"):
-            continue
-        due, provisional = attached_timer_due(task)
-        changes.append({"guid": guid, "due": due, "prov": provisional})
-    if changes:
-        conn.execute(_SET_DUE, changes)
-
-
-# --- claiming ------------------------------------------------------------------------------------------
-def get_task(session: Session, task_guid: str) -> HumanTask:
-    row = session.scalar(select(HumanTask).where(HumanTask.task_guid == task_guid))
-    if row is None:
-        raise NotFoundError(f"任务不存在或已办结: {task_guid}")
-    return row
-
-
-def instance_of_task(session: Session, task_guid: str) -> int | None:
-    """The instance a user task belongs to, open or closed (None for an id no task ever had)."""
-    return session.scalar(select(HistoricTask.instance_id).where(HistoricTask.task_guid == task_guid))
-
-
-def claim(session: Session, task_guid: str, user: str) -> HumanTask:
-    """Take an unassigned task; a compare-and-set so two clerks cannot both claim it."""
-    row = get_task(session, task_guid)
-    if row.assignee == user:
-        return row
-    result = session.execute(update(HumanTask).where(HumanTask.task_guid == task_guid,
-                                                     HumanTask.assignee.is_(None)).values(assignee=user))
-    if result.rowcount != 1:
-        raise ConflictError(f"任务已被 {row.assignee} 认领")
-    session.refresh(row)
-    return row
-
-
-def unclaim(session: Session, task_guid: str, user: str) -> HumanTask:
-    row = get_task(session, task_guid)
-    if row.assignee != user:
-        raise ConflictError("只能退回自己认领的任务")
-    row.assignee = None
-    return row
-
-
-def reassign(session: Session, task_guid: str, user: str | None) -> HumanTask:
-    """A supervisor's move: give the task to ``user`` (or back to the group with None)."""
-    row = get_task(session, task_guid)
-    row.assignee = user
-    return row
 
 
 @dataclass(frozen=True)
@@ -223,6 +55,7 @@ class TaskQuery:
     process_key: str | None = None
     claimed: bool | None = None  # True: assigned to someone; False: unassigned
     due_before: datetime | None = None
+    due_after: datetime | None = None  # inclusive
     instance_id: int | None = None
 
 
@@ -264,6 +97,8 @@ def _conditions(q: TaskQuery) -> list[Any]:
         out.append(ht.c.assignee.is_(None))
     if q.due_before is not None:
         out.append(ht.c.due_at < q.due_before)
+    if q.due_after is not None:
+        out.append(ht.c.due_at >= q.due_after)
     return out
 
 
@@ -321,15 +156,95 @@ def overdue_instances(now: datetime) -> Any:
     return select(_human_task.c.instance_id).where(_human_task.c.due_at < now)
 
 
-def open_tasks(session: Session, *, groups: list[str] | None = None, user: str | None = None,
-               instance_id: int | None = None) -> list[HumanTask]:
-    """Open tasks assigned to ``user`` or offered to any of ``groups`` (all open tasks when both are None)."""
-    query = select(HumanTask).order_by(HumanTask.due_at.is_(None), HumanTask.due_at, HumanTask.id)
-    if instance_id is not None:
-        query = query.where(HumanTask.instance_id == instance_id)
-    rows = list(session.scalars(query))
-    if groups is None and user is None:
-        return rows
-    wanted = set(groups or [])
-    return [r for r in rows if (user and r.assignee == user)
-            or (r.assignee is None and wanted.intersection(split_groups(r.candidate_groups)))]
+_ASSIGNED = {"claim": "task_claimed", "unclaim": "task_unclaimed", "reassign": "task_reassigned"}
+
+
+class TaskService:
+    def __init__(self, db: Database, stepper: Stepper) -> None:
+        self.db = db
+        self.stepper = stepper
+
+    # -- finding ----------------------------------------------------------------------------------------
+    @staticmethod
+    def view() -> Any:
+        """The open tasks as a read model another query may join (``open_task``: instance_id, task_guid, spec_id,
+        name, assignee, due_at)."""
+        ht = _human_task
+        return select(ht.c.instance_id, ht.c.task_guid, ht.c.spec_id, ht.c.name, ht.c.assignee,
+                      ht.c.due_at).subquery("open_task")
+
+    def query(self, q: TaskQuery, *, page: int = 1, page_size: int = 50) -> TaskPage:
+        """One page of the open tasks ``q`` selects (see :func:`query_tasks`)."""
+        with self.db.read() as session:
+            return query_tasks(session, q, page=page, page_size=page_size)
+
+    def get(self, task_guid: str) -> OpenTask | None:
+        """An open task by id, or None (completed, cancelled, or never existed)."""
+        with self.db.read() as session:
+            return open_task(session, task_guid)
+
+    def instance_of(self, task_guid: str) -> int | None:
+        """The instance a user task belongs to, open or closed (None for an id no task ever had): an indexed
+        lookup, so a closed task's link still leads to its case."""
+        with self.db.read() as session:
+            return session.scalar(select(HistoricTask.instance_id).where(HistoricTask.task_guid == task_guid))
+
+    def of_instances(self, instance_ids: list[int]) -> dict[int, list[OpenTask]]:
+        """The open tasks of a page of instances."""
+        with self.db.read() as session:
+            return tasks_of_instances(session, instance_ids)
+
+    def completed_by(self, user: str, *, page: int = 1, page_size: int = 50) -> tuple[list[HistoricTask], int]:
+        """The tasks ``user`` completed, newest first, and how many in all (a clerk's 已办)."""
+        where = (HistoricTask.completed_by == user,)
+        with self.db.read() as session:
+            total = session.scalar(select(func.count()).select_from(HistoricTask).where(*where)) or 0
+            rows = list(session.scalars(select(HistoricTask).where(*where)
+                                        .order_by(HistoricTask.ended_at.desc(), HistoricTask.id.desc())
+                                        .limit(page_size).offset((max(1, page) - 1) * page_size)))
+            session.expunge_all()
+        return rows, total
+
+    # -- claiming ---------------------------------------------------------------------------------------
+    def claim(self, task_guid: str, user: str, *, actor: str | None = None) -> None:
+        """``user`` takes an unassigned task (a compare-and-set: two clerks cannot both claim it)."""
+        self._assign(task_guid, "claim", user, actor or user)
+
+    def unclaim(self, task_guid: str, user: str, *, actor: str | None = None) -> None:
+        """``user`` gives their own task back to its groups."""
+        self._assign(task_guid, "unclaim", user, actor or user)
+
+    def reassign(self, task_guid: str, user: str | None, *, actor: str | None) -> None:
+        """A supervisor gives the task to ``user`` (or back to the groups with None)."""
+        self._assign(task_guid, "reassign", user, actor)
+
+    def _assign(self, task_guid: str, action: str, user: str | None, actor: str | None) -> None:
+        with self.stepper.transaction() as session:
+            found = instance_rows.read_for_task(session, task_guid)
+            if found is None:
+                raise NotFoundError(f"任务不存在或已办结: {task_guid}")
+            instance, before = found
+            if action == "claim":
+                if before == user:
+                    return  # claiming one's own task again: nothing to record
+                if before is not None:
+                    raise ConflictError(f"任务已被 {before} 认领")
+                after = user
+            elif action == "unclaim":
+                if before != user:
+                    raise ConflictError("只能退回自己认领的任务")
+                after = None
+            else:
+                if before == user:
+                    return
+                after = user
+            changed = session.connection().execute(
+                update(_human_task).where(_human_task.c.task_guid == task_guid,
+                                          _human_task.c.assignee.is_(before) if before is None
+                                          else _human_task.c.assignee == before).values(assignee=after))
+            if changed.rowcount != 1:
+                raise ConflictError(instance_rows.CONFLICT)
+            spec_id = session.scalar(select(HumanTask.spec_id).where(HumanTask.task_guid == task_guid))
+            self.stepper.record(session, instance, history.StepEvent(
+                _ASSIGNED[action], self.stepper.clock.now(), actor, task_guid, spec_id,
+                details={"assignee": after, "previous": before}))

@@ -11,14 +11,13 @@ Why the entry is taken, not read: a step changes the object in place. If the ste
 a conflict, a rollback), nothing is put back, and the next step loads the committed state from the row.
 Only :mod:`engine.runtime` uses this, and only after its transaction has committed.
 
-With ``verify=True`` (``QIFU_VERIFY_STEPS=1``, which the test suite sets), every hit is checked: the
+With ``verify=True`` (the setting ``QIFU_VERIFY_STEPS=1``, which the test suite sets), every hit is checked: the
 cached object must serialise to exactly the stored ``state_json``. Each step of the suite then shows that
 reusing the object is the same as loading the row.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -27,21 +26,12 @@ from typing import Any
 DEFAULT_SIZE = 512
 
 
-def verify_steps() -> bool:
-    """``QIFU_VERIFY_STEPS=1``: steps check what they take on trust against the database (tests set it)."""
-    return os.environ.get("QIFU_VERIFY_STEPS", "") not in ("", "0")
-
-
 class CacheMismatch(AssertionError):
     """A cached workflow did not serialise to the stored state (only raised in verify mode)."""
 
 
 class WorkflowCache:
-    def __init__(self, size: int | None = None, verify: bool | None = None) -> None:
-        if size is None:
-            size = int(os.environ.get("QIFU_WORKFLOW_CACHE_SIZE", DEFAULT_SIZE))
-        if verify is None:
-            verify = verify_steps()
+    def __init__(self, size: int = DEFAULT_SIZE, verify: bool = False) -> None:
         self.size = max(0, size)
         self.verify = verify
         self.hits = 0

@@ -1,9 +1,8 @@
 """Service-task handlers: one small module per verb, registered by topic name (see docs/domain.md).
 
 Diagrams reference a handler with ``camunda:type="external" camunda:topic="…"``; deploying a diagram whose
-topic is not registered is refused. Importing this package registers every handler on the engine's default
-registry (``engine.services.registry``), which is what ``qifu`` and the web app use; tests build their own
-registry with :func:`register` so they never depend on import order.
+topic is not registered is refused. :func:`register` puts every handler on a registry; the application calls
+it once where it builds its engine (:func:`web.engine.build_engine`), so nothing depends on import order.
 
 | topic | module | verb |
 |---|---|---|
@@ -19,7 +18,6 @@ registry with :func:`register` so they never depend on import order.
 from __future__ import annotations
 
 from engine.services import ServiceRegistry
-from engine.services import registry as default_registry
 
 from . import escalate, joint_review, ledger, notify, revisit, supervise, transfer
 
@@ -38,6 +36,3 @@ def register(registry: ServiceRegistry) -> None:
     """Register every domain handler on ``registry`` under its topic name."""
     for topic, (handler, description) in TOPICS.items():
         registry.register(topic, handler, description)  # type: ignore[arg-type]
-
-
-register(default_registry)

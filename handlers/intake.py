@@ -13,22 +13,22 @@ does not let anyone follow a case.
 from __future__ import annotations
 
 import hashlib
-import random
 import re
 import secrets
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from engine.clock import SHANGHAI
-from engine.errors import ConflictError, FormValidationError, QifuError
-from engine.models import Instance
+from engine.errors import FormValidationError, QifuError
+from engine.forms import text_problem
 
-from .models import Category, Channel, EnterpriseCase, OrgUnit
+from .models import BusinessKeyCounter, Category, Channel, EnterpriseCase, OrgUnit
 from .reference import PHONE
 
 PROCESSES: dict[str, str] = {"pan_an_station": "pan_an", "fenghua_one_place": "fenghua"}
@@ -41,7 +41,6 @@ REQUIRED = {"enterprise_name": "企业名称", "contact_name": "联系人", "con
 LABELS = {**REQUIRED, "credit_code": "统一社会信用代码", "contact_id_number": "身份证号", "title": "标题"}
 CREDIT_CODE = re.compile(r"^[0-9A-HJ-NPQRTUWXY]{2}\d{6}[0-9A-HJ-NPQRTUWXY]{10}$")
 ID_NUMBER = re.compile(r"^\d{17}[\dX]$")
-MAX_ATTEMPTS = 20
 
 
 @dataclass
@@ -69,21 +68,18 @@ def _id_checksum_ok(number: str) -> bool:
     return "10X98765432"[total % 11] == number[17]
 
 
-# C0 controls other than TAB/LF/CR, and lone surrogates (JSON's "\ud800"): PostgreSQL cannot store NUL in text
-# while SQLite keeps it silently, and none of them belongs in a name or a description.
-UNREADABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
 CODE_LABELS = {"unit": "受理单位", "channel": "受理渠道", "category": "问题分类"}
 
 
 def _unreadable_fields(fields: dict[str, Any]) -> dict[str, str]:
-    """A message per text field holding a character that :data:`UNREADABLE` refuses (checked before strip)."""
+    """A message per text field holding a character no text may hold (engine.forms.text_problem), checked
+    before anything is stripped or looked up."""
     errors: dict[str, str] = {}
     for name, label in {**LABELS, **CODE_LABELS}.items():
         value = fields.get(name)
-        match = UNREADABLE.search(str(value)) if value is not None else None
-        if match:
-            errors[name] = (f"{label}含有不允许的控制字符或无效字符（第 {match.start() + 1} 个字符，"
-                            f"U+{ord(match.group()):04X}），请删除后重新提交")
+        problem = text_problem(str(value)) if value is not None else None
+        if problem:
+            errors[name] = f"{label}{problem}，请删除后重新提交"
     return errors
 
 
@@ -165,11 +161,16 @@ def validate(session: Session, region: str, fields: dict[str, Any], channel_mode
 
 
 def next_business_key(session: Session, region: str, day: str) -> str:
-    """The next free ``PA-YYYYMMDD-NNNN`` of the day (a concurrent submission may take it: the caller retries)."""
+    """The next ``PA-YYYYMMDD-NNNN`` of the day, counted in ``business_key_counter`` inside the caller's
+    transaction (the start's): concurrent intakes wait for each other's counter row, and a start that is
+    refused gives its number back with the rollback."""
     prefix = f"{PREFIX[region]}-{day}-"
-    last = session.scalar(select(Instance.business_key).where(Instance.business_key.startswith(prefix, autoescape=True))
-                          .order_by(Instance.business_key.desc()).limit(1))
-    number = int(last.rsplit("-", 1)[1]) + 1 if last and last.rsplit("-", 1)[1].isdigit() else 1
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    table = BusinessKeyCounter.__table__
+    stmt = insert(table).values(prefix=prefix, last=1)
+    stmt = stmt.on_conflict_do_update(index_elements=[table.c.prefix], set_={"last": table.c.last + 1})
+    number = session.execute(stmt.returning(table.c.last)).scalar_one()
     if number > 9999:
         raise QifuError(f"{day} 的业务编号已用尽")
     return f"{prefix}{number:04d}"
@@ -194,19 +195,27 @@ def submit_case(engine: Any, process_key: str, fields: dict[str, Any], *, actor:
     now = engine.clock.now()
     data.update(region=region, received_at=now.isoformat(), tracking_hash=token_hash(token))
     day = now.astimezone(SHANGHAI).strftime("%Y%m%d")
-    for attempt in range(MAX_ATTEMPTS):
-        with engine.session() as session:
-            key = next_business_key(session, region, day)
-        def with_case(session: Session, started: Any) -> None:
-            if also is not None:
-                also(session, SubmittedCase(started.business_key, token, started.instance_id, list(started.opened)))
 
-        try:
-            result = engine.runtime.start(process_key, key, data, actor=actor, also=with_case)
-        except ConflictError:
-            if attempt == MAX_ATTEMPTS - 1:
-                raise
-            time.sleep(random.uniform(0.005, 0.05) * (attempt + 1))  # noqa: S311 - back-off jitter only
-            continue
-        return SubmittedCase(result.business_key, token, result.instance_id, list(result.opened))
-    raise ConflictError("无法分配业务编号，请重试")  # pragma: no cover - the loop returns or raises
+    def with_case(session: Session, started: Any) -> None:
+        ensure_on_ledger(session, started, data, process_key=process_key, actor=actor, now=now)
+        if also is not None:
+            also(session, SubmittedCase(started.business_key, token, started.instance_id, list(started.opened)))
+
+    result = engine.runtime.start(process_key, lambda session: next_business_key(session, region, day), data,
+                                  actor=actor, also=with_case)
+    return SubmittedCase(result.business_key, token, result.instance_id, list(result.opened))
+
+
+def ensure_on_ledger(session: Session, started: Any, data: dict[str, Any], *, process_key: str,
+                     actor: str | None, now: Any) -> None:
+    """Every accepted problem is on the service ledger (PA-7): a diagram without the 登记台账 step gets its
+    row here, in the start's transaction, exactly as the ``ledger`` handler would write it."""
+    if session.scalar(select(EnterpriseCase.id).where(EnterpriseCase.instance_id == started.instance_id)):
+        return
+    from engine.services import ServiceCall
+
+    from .ledger import register
+
+    register(ServiceCall(topic="ledger", params={"action": "register"}, data=data, session=session,
+                         instance_id=started.instance_id, business_key=started.business_key, task_id="",
+                         element_id="受理登记", actor=actor, now=now, calendar=None, process_key=process_key))

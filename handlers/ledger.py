@@ -21,8 +21,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from engine.clock import to_utc
-from engine.models import Deployment, Instance
+from engine.clock import SHANGHAI, to_utc
 from engine.services import ServiceCall
 
 from .common import case_of, fail, sync_from_data
@@ -67,11 +66,8 @@ def register(call: ServiceCall) -> EnterpriseCase:
         fail(call, f"受理时间无效：“{data['received_at']}”")
     case = call.session.scalar(select(EnterpriseCase).where(EnterpriseCase.instance_id == call.instance_id))
     if case is None:
-        process_key = call.session.scalar(
-            select(Deployment.process_key).join(Instance, Instance.deployment_id == Deployment.id)
-            .where(Instance.id == call.instance_id))
         case = EnterpriseCase(instance_id=call.instance_id, business_key=call.business_key,
-                              process_key=process_key or "", ledger_status="handling", overdue=False,
+                              process_key=call.process_key, ledger_status="handling", overdue=False,
                               created_at=call.now)
         call.session.add(case)
     case.region = str(data["region"])
@@ -102,9 +98,16 @@ def _status(call: ServiceCall, case: EnterpriseCase) -> None:
     _set(call, case, status, f"台账状态改为{LEDGER_STATUS_NAMES[status]}")
 
 
-def _answered(call: ServiceCall, case: EnterpriseCase) -> None:
+def _record_answer(call: ServiceCall, case: EnterpriseCase) -> None:
+    """When the enterprise got its answer, whether late, and after how many working days (for the averages)."""
     case.answered_at = call.now
     case.answered_late = bool(case.overdue)
+    received = to_utc(case.received_at).astimezone(SHANGHAI).date()
+    case.answered_working_days = call.calendar.working_days_between(received, call.now.astimezone(SHANGHAI).date())
+
+
+def _answered(call: ServiceCall, case: EnterpriseCase) -> None:
+    _record_answer(call, case)
     if case.ledger_status == "carried":  # answered, but stays on the books until the enterprise is satisfied
         _set(call, case, "carried", "已答复（超期，仍挂账）" if case.overdue else "已答复（仍挂账）")
     else:
@@ -117,8 +120,7 @@ def _close(call: ServiceCall, case: EnterpriseCase) -> None:
         return
     case.closed_at = call.now
     if case.answered_at is None:
-        case.answered_at = call.now
-        case.answered_late = bool(case.overdue)
+        _record_answer(call, case)
     _set(call, case, "closed", "销账")
 
 

@@ -92,6 +92,10 @@ class EnterpriseCase(Base):
     step with the case by every handler. One per process instance."""
 
     __tablename__ = "enterprise_case"
+    __table_args__ = (Index("ix_enterprise_case_region_received", "region", "received_at"),
+                      Index("ix_enterprise_case_region_status", "region", "ledger_status"),
+                      Index("ix_enterprise_case_closed_at", "closed_at"),
+                      Index("ix_enterprise_case_enterprise_name", "enterprise_name"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     instance_id: Mapped[int] = mapped_column(ForeignKey("instance.id", ondelete="CASCADE"), unique=True)
@@ -120,6 +124,7 @@ class EnterpriseCase(Base):
     escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     answered_late: Mapped[bool | None] = mapped_column(Boolean)
+    answered_working_days: Mapped[int | None] = mapped_column(Integer)  # receipt → answer, working days
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     satisfaction: Mapped[str | None] = mapped_column(String(10))
     revisit_selected: Mapped[bool | None] = mapped_column(Boolean)
@@ -223,3 +228,13 @@ class Supervision(Base):
     unit_code: Mapped[str | None] = mapped_column(String(40), index=True)
     reason: Mapped[str | None] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class BusinessKeyCounter(Base):
+    """The last number given out under a business-key prefix (``PA-20260930-``): numbering reads one row, never
+    the keys already taken, and runs in the start's transaction, so a refused start leaves no gap."""
+
+    __tablename__ = "business_key_counter"
+
+    prefix: Mapped[str] = mapped_column(String(40), primary_key=True)
+    last: Mapped[int] = mapped_column(Integer)

@@ -46,7 +46,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     url = f"sqlite:///{path}"
     _seed(url)
     db.get_engine(url).dispose()
-    db._engines.pop(url, None)
+    db.dispose(url)
     return path
 
 
@@ -67,7 +67,7 @@ def pg_template(pg_admin_url: str) -> str:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = make_url(pg_admin_url).set(database=name).render_as_string(hide_password=False)
     _seed(url)
-    db._engines.pop(url, None)
+    db.dispose(url)
     yield name
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -85,8 +85,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         shutil.copy(template, path)
         url = f"sqlite:///{path}"
         yield url
-        if url in db._engines:
-            db._engines.pop(url).dispose()
+        db.dispose(url)
         return
     admin_url = request.getfixturevalue("pg_admin_url")
     template = request.getfixturevalue("pg_template")
@@ -96,8 +95,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
     url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     yield url
-    if url in db._engines:
-        db._engines.pop(url).dispose()
+    db.dispose(url)
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
@@ -127,7 +125,7 @@ def diagram(name: str) -> bytes:
 
 @pytest.fixture
 def domain_services() -> ServiceRegistry:
-    """A registry of its own with every domain handler registered (as `import handlers` does globally)."""
+    """A registry of its own with every domain handler registered (as web.engine.build_engine does)."""
     import handlers
 
     registry = ServiceRegistry()

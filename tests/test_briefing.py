@@ -10,12 +10,12 @@ from click.testing import CliRunner
 from openpyxl import load_workbook
 from sqlalchemy import select
 
-from engine.calendar import load_calendar
 from engine.errors import QifuError
 from engine.models import HumanTask
-from handlers import intake, ledger_report
+from handlers import intake
 from tests.conftest import diagram
 from tests.xlsx import table
+from web.read import ledger as ledger_report
 
 FH = {"unit": "FH-CENTRE", "channel": "hotline", "category": "factor_land", "enterprise_name": "奉化某电子科技有限公司",
       "contact_name": "陈先生", "contact_phone": "13912345678", "description": "用地指标咨询"}
@@ -62,7 +62,7 @@ def september(flow):
     dispatch(flow, c, route="joint", joint="FH-JXJ,FH-SWJ")
     p = start(flow, region="pan_an")
     flow.clock.set("2026-10-10T08:00:00")
-    assert flow.runtime.run_due_timers() == 2  # B and C passed their 2 working days (due 2026-10-09)
+    assert flow.management.run_due_timers() == 2  # B and C passed their 2 working days (due 2026-10-09)
     flow.clock.set("2026-10-12T10:00:00")
     complete(flow, b, "answer", reply="迟复")
     complete(flow, b, "revisit", satisfaction="不满意")
@@ -72,10 +72,17 @@ def september(flow):
 @pytest.mark.req("FH-8", "PA-7")
 def test_ledger_lists_every_case_with_status_deadline_and_overdue(flow, september) -> None:
     with flow.session() as s:
-        rows = {r.business_key: r for r in ledger_report.ledger(s, now=flow.clock.now())}
+        now = flow.clock.now()
+
+        def ledger(**query: str) -> list[ledger_report.LedgerRow]:
+            return ledger_report.ledger_page(flow, s, ledger_report.LedgerQuery(**query), now=now).rows
+
+        rows = {r.business_key: r for r in ledger()}
         counts = ledger_report.ledger_counts(s, "fenghua")
-        pan_an = ledger_report.ledger(s, region="pan_an")
-        jxj = {r.business_key for r in ledger_report.ledger(s, unit="FH-JXJ")}
+        pan_an = ledger(region="pan_an")
+        jxj = {r.business_key for r in ledger(unit="FH-JXJ")}
+        assert [r.business_key for r in ledger_report.ledger_rows(flow, s, ledger_report.LedgerQuery(), now=now)] \
+            == [r.business_key for r in ledger()]  # the export streams the same rows
     a, b, c = (rows[f"FH-20260930-000{n}"] for n in (1, 2, 3))
     assert (a.ledger_status, a.status_name, a.overdue, a.deadline, a.case_status) == (
         "closed", "销账", False, None, "completed")
@@ -95,14 +102,14 @@ def test_tracking_shows_open_cases_per_station_and_stage(flow, september) -> Non
     flow.clock.set("2026-10-14T16:00:00")
     complete(flow, p2, "answer", reply="已处理")
     with flow.session() as s:
-        view = {t.unit: t for t in ledger_report.tracking(s, load_calendar(s), region="pan_an", now=flow.clock.now())}
+        view = {t.unit: t for t in ledger_report.tracking(flow, s, region="pan_an", now=flow.clock.now())}
     assert list(view) == ["PA01", "PA03"]
     assert (view["PA01"].open, view["PA01"].by_stage, view["PA01"].overdue) == (1, {"分办": 1}, False)
     assert view["PA01"].average_working_days is None
     assert (view["PA03"].answered, view["PA03"].average_working_days) == (1, 2.0)
     assert view["PA03"].by_stage == {"回访": 1}  # complaint: revisited
     with flow.session() as s:
-        fh = {t.unit: t for t in ledger_report.tracking(s, load_calendar(s), region="fenghua", now=flow.clock.now())}
+        fh = {t.unit: t for t in ledger_report.tracking(flow, s, region="fenghua", now=flow.clock.now())}
     assert fh["FH-CENTRE"].open == 2 and fh["FH-CENTRE"].overdue == 2
     assert fh["FH-CENTRE"].by_stage == {"办理答复": 2}
 

@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import func, select
 
-from engine import calendar, history
+from engine import calendar, history, schedule_file
 from engine.calendar import CalendarSettings, WorkdayCalendar, fallback_is_workday, track_provisional
 from engine.clock import FixedClock, to_utc
 from engine.errors import QifuError
@@ -196,33 +196,30 @@ def test_fallback_rule() -> None:
     assert tracker.provisional and tracker.years == {2027}
 
 
-def test_settings_are_validated_and_applied(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("QIFU_COUNT_FROM", raising=False)
-    monkeypatch.delenv("QIFU_DEADLINE_END_OF_DAY", raising=False)
-    assert CalendarSettings.from_env() == CalendarSettings(True, time(23, 59, 59))
+def test_settings_are_validated_and_applied() -> None:
+    from engine.settings import EngineSettings, read
 
+    def settings(**env: str) -> CalendarSettings:
+        return CalendarSettings.from_settings(read(EngineSettings, env))
+
+    assert settings() == CalendarSettings(True, time(23, 59, 59))
     days = {date(2026, 9, 30): True, date(2026, 10, 8): True, date(2026, 10, 9): True}
-    monkeypatch.setenv("QIFU_COUNT_FROM", "same_day")
-    monkeypatch.setenv("QIFU_DEADLINE_END_OF_DAY", "18:00")
-    cal = WorkdayCalendar({**days, **{date(2026, 10, d): False for d in range(1, 8)}}, [2026])
+    same_day = settings(QIFU_COUNT_FROM="same_day", QIFU_DEADLINE_END_OF_DAY="18:00")
+    cal = WorkdayCalendar({**days, **{date(2026, 10, d): False for d in range(1, 8)}}, [2026], same_day)
     assert cal.add_working_days(date(2026, 9, 30), 1) == date(2026, 9, 30)  # the day of receipt counts
     assert cal.add_working_days(date(2026, 9, 30), 2) == date(2026, 10, 8)
     assert cal.deadline("2026-09-30T10:00:00", 1) == to_utc("2026-09-30T18:00:00")
-
-    monkeypatch.setenv("QIFU_COUNT_FROM", "sameday")
     with pytest.raises(QifuError, match="QIFU_COUNT_FROM"):
-        CalendarSettings.from_env()
-    monkeypatch.setenv("QIFU_COUNT_FROM", "next_day")
-    monkeypatch.setenv("QIFU_DEADLINE_END_OF_DAY", "six pm")
+        settings(QIFU_COUNT_FROM="sameday")
     with pytest.raises(QifuError, match="QIFU_DEADLINE_END_OF_DAY"):
-        CalendarSettings.from_env()
+        settings(QIFU_DEADLINE_END_OF_DAY="six pm")
 
 
 # --- the schedule file -------------------------------------------------------------------------------------
 def test_example_schedule_file_is_valid() -> None:
-    schedule = calendar.read_schedule_file(EXAMPLE)
+    schedule = schedule_file.read_schedule_file(EXAMPLE)
     assert schedule.year == 2027
-    ours = calendar.parse_schedule(SCHEDULE_2027)  # the tests import the days of the documented example
+    ours = schedule_file.parse_schedule(SCHEDULE_2027)  # the tests import the days of the documented example
     assert {d: (e.is_workday, e.note) for d, e in schedule.special.items()} == \
         {d: (e.is_workday, e.note) for d, e in ours.special.items()}
     rows = schedule.rows("import:x")
@@ -239,7 +236,7 @@ def test_schedule_accepts_bom_comments_quotes_and_chinese_types() -> None:
     text = "\ufeff# 注释\n\nyear = 2027\n" + "\n".join(
         f'{d},休,"元旦, 放假"' for d in ("2027-01-01", "2027-05-01", "2027-05-02")) + "\n" + "\n".join(
         f"{d},holiday" for d in ("2027-10-01", "2027-10-02", "2027-10-03")) + "\n2027-01-31,班\n"
-    schedule = calendar.parse_schedule(text)
+    schedule = schedule_file.parse_schedule(text)
     assert schedule.special[date(2027, 1, 1)].note == "元旦, 放假"
     assert schedule.special[date(2027, 1, 31)].is_workday
     assert schedule.special[date(2027, 10, 1)].note is None
@@ -342,7 +339,7 @@ BAD_FILES: dict[str, tuple[str | bytes, str]] = {
     "empty": ("", "文件为空"),
     "only comments": ("# nothing yet\n\n", "文件为空"),
     "not UTF-8": (SCHEDULE_2027.encode("gbk"), "UTF-8"),
-    "huge": (SCHEDULE_2027 + "# " + "x" * (calendar.MAX_SCHEDULE_BYTES + 10) + "\n", "文件过大"),
+    "huge": (SCHEDULE_2027 + "# " + "x" * (schedule_file.MAX_SCHEDULE_BYTES + 10) + "\n", "文件过大"),
 }
 
 

@@ -45,7 +45,7 @@ def run_turns(engine: ProcessEngine, key: str, turns: int) -> tuple[dict, list[i
         assert set(tasks) == {"Task_Decide"}, f"turn {turn}: {sorted(tasks)}"
         if turn % 4 == 0:  # let the reminder fire on some turns
             engine.clock.advance(days=2)
-            assert engine.runtime.run_due_timers() == 1
+            assert engine.management.run_due_timers() == 1
         engine.runtime.complete_task(tasks["Task_Decide"], {"again": turn < turns - 1, "total": turn})
         sizes.append(tree_size(engine, iid))
     with engine.session() as s:

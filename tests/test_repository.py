@@ -83,8 +83,7 @@ def test_billion_laughs_refused(engine) -> None:
 
 
 def test_oversized_file_refused(engine, monkeypatch) -> None:
-    from engine import repository
-    monkeypatch.setattr(repository, "MAX_DIAGRAM_BYTES", 1000)
+    monkeypatch.setattr(engine.repository, "max_bytes", 1000)  # the setting QIFU_MAX_DIAGRAM_BYTES
     _refused(engine, SIMPLE, "文件过大")
 
 

@@ -170,13 +170,10 @@ def test_writes_joined_to_a_start_commit_with_it_or_not_at_all(engine, simple) -
 
 
 def test_assignee_is_enforced(engine, simple) -> None:
-    from engine import tasks
-
     task = _open(engine, simple.instance_id, "review")
-    with engine.session() as s:
-        tasks.claim(s, task.task_guid, "bob")
-    with engine.session() as s, pytest.raises(ConflictError):
-        tasks.claim(s, task.task_guid, "carol")
+    engine.tasks.claim(task.task_guid, "bob")
+    with pytest.raises(ConflictError):
+        engine.tasks.claim(task.task_guid, "carol")
     with pytest.raises(ConflictError):
         engine.runtime.complete_task(task.task_guid, {"comment": "x"}, actor="carol")
     engine.runtime.complete_task(task.task_guid, {"comment": "x"}, actor="bob")
@@ -187,12 +184,12 @@ def test_claims_and_reassignments_are_in_the_history(engine, simple) -> None:
     from engine import history
 
     task = _open(engine, simple.instance_id, "review")
-    engine.runtime.assign_task(task.task_guid, "bob", actor="bob", action="claim")
-    engine.runtime.assign_task(task.task_guid, "bob", actor="bob", action="claim")  # again: nothing to record
+    engine.tasks.claim(task.task_guid, "bob")
+    engine.tasks.claim(task.task_guid, "bob")  # again: nothing to record
     with pytest.raises(ConflictError):
-        engine.runtime.assign_task(task.task_guid, "carol", actor="carol", action="claim")
-    engine.runtime.assign_task(task.task_guid, "carol", actor="boss", action="reassign")
-    engine.runtime.assign_task(task.task_guid, "carol", actor="carol", action="unclaim")
+        engine.tasks.claim(task.task_guid, "carol")
+    engine.tasks.reassign(task.task_guid, "carol", actor="boss")
+    engine.tasks.unclaim(task.task_guid, "carol")
     with engine.session() as s:
         events = history.events_for(s, simple.instance_id)
         moves = [(e.action, e.actor, e.details) for e in events if e.action.startswith("task_")]
@@ -281,11 +278,11 @@ def test_timer_does_not_fire_before_its_due_instant(engine, simple, clock) -> No
         assert timer.due_at.tzinfo is not None
         assert timer.due_at.isoformat() == "2026-10-09T15:59:59+00:00"
     clock.set("2026-10-09T23:59:58")        # Shanghai wall time, one second before the deadline ends
-    assert engine.runtime.fire_timer(timer.id) is False
-    assert engine.runtime.run_due_timers() == 0
+    assert engine.management.fire_timer(timer.id) is False
+    assert engine.management.run_due_timers() == 0
     clock.set("2026-10-10T00:00:00")
-    assert engine.runtime.fire_timer(timer.id) is True
-    assert engine.runtime.fire_timer(timer.id) is False
+    assert engine.management.fire_timer(timer.id) is True
+    assert engine.management.fire_timer(timer.id) is False
 
 
 def test_agreed_date_moves_the_deadline_with_its_reason(engine, simple) -> None:
@@ -294,9 +291,9 @@ def test_agreed_date_moves_the_deadline_with_its_reason(engine, simple) -> None:
         timer = s.scalar(select(Timer).where(Timer.instance_id == simple.instance_id))
     before = _snapshot(engine, simple.instance_id)
     with pytest.raises(QifuError):
-        engine.runtime.reschedule_timer(timer.id, "2026-10-20T23:59:59+08:00", reason="  ", actor="bob")
+        engine.management.reschedule_timer(timer.id, "2026-10-20T23:59:59+08:00", reason="  ", actor="bob")
     assert _snapshot(engine, simple.instance_id) == before
-    engine.runtime.reschedule_timer(timer.id, "2026-10-20T23:59:59+08:00", reason="与企业约定办结时间", actor="bob")
+    engine.management.reschedule_timer(timer.id, "2026-10-20T23:59:59+08:00", reason="与企业约定办结时间", actor="bob")
     with engine.session() as s:
         moved = s.get(Timer, timer.id)
         task = s.scalar(select(HumanTask).where(HumanTask.instance_id == simple.instance_id))

@@ -104,14 +104,14 @@ def test_interrupting_boundary_timer_cancels_the_task_and_escalates(engine, cloc
     assert db_utc(handle.due_at) == START + timedelta(days=2)  # the task's deadline is its boundary timer
 
     clock.advance(days=1)
-    assert engine.runtime.run_due_timers() == 0
+    assert engine.management.run_due_timers() == 0
     clock.set(START + timedelta(days=2))  # due exactly now
-    assert engine.runtime.run_due_timers() == 1
+    assert engine.management.run_due_timers() == 1
 
     [row] = timers(engine, iid)
     assert row.status == "fired" and db_utc(row.fired_at) == START + timedelta(days=2)
     assert task_ids(engine, iid) == ["escalate"]  # the interrupted task is gone
-    assert engine.runtime.run_due_timers() == 0  # nothing fires twice
+    assert engine.management.run_due_timers() == 0  # nothing fires twice
 
     engine.runtime.complete_task(the_task(engine, iid, "escalate").task_guid, {}, actor="boss")
     assert status(engine, iid) == "completed"
@@ -131,8 +131,8 @@ def test_task_done_before_the_deadline_cancels_its_timer(engine, clock):
     assert row.status == "cancelled"
     assert status(engine, iid) == "completed"
     clock.advance(days=10)
-    assert engine.runtime.run_due_timers() == 0
-    assert engine.runtime.fire_timer(row.id) is False
+    assert engine.management.run_due_timers() == 0
+    assert engine.management.fire_timer(row.id) is False
     assert "end_ok" in completed_elements(engine, iid)
     assert [e.action for e in events(engine, iid)] == ["started", "task_completed"]
 
@@ -147,12 +147,12 @@ def test_non_interrupting_boundary_timer_adds_a_task_and_keeps_the_original(engi
     assert row.interrupting is False and db_utc(row.due_at) == START + timedelta(days=1)
 
     clock.advance(days=1, hours=1)
-    assert engine.runtime.run_due_timers() == 1
+    assert engine.management.run_due_timers() == 1
     assert task_ids(engine, iid) == ["handle", "urge"]
     assert the_task(engine, iid, "handle").task_guid == handle.task_guid  # the very same task, still open
     assert [t.status for t in timers(engine, iid)] == ["fired"]  # a duration fires once, no new row
     clock.advance(days=5)
-    assert engine.runtime.run_due_timers() == 0
+    assert engine.management.run_due_timers() == 0
 
     engine.runtime.complete_task(handle.task_guid, {"result": "done"}, actor="clerk")
     assert status(engine, iid) == "running"  # the 催办 branch is still open
@@ -177,7 +177,7 @@ def test_intermediate_timer_waits_between_two_tasks(engine, clock):
     assert task_ids(engine, iid) == []  # nothing to do while the case waits
 
     clock.advance(days=3)
-    assert engine.runtime.run_due_timers() == 1
+    assert engine.management.run_due_timers() == 1
     assert task_ids(engine, iid) == ["second"]
     assert timers(engine, iid)[0].status == "fired"
     engine.runtime.complete_task(the_task(engine, iid, "second").task_guid, {}, actor="clerk")
@@ -194,15 +194,15 @@ def test_cycle_timer_fires_three_times_then_stops(engine, clock):
         waiting = [t for t in timers(engine, iid) if t.status == "waiting"]
         assert [(t.occurrence, db_utc(t.due_at)) for t in waiting] == [(n, START + timedelta(days=n))]
         clock.set(START + timedelta(days=n, minutes=1))
-        assert engine.runtime.run_due_timers() == 1
+        assert engine.management.run_due_timers() == 1
         assert task_ids(engine, iid) == ["handle"] + ["reminder"] * n
-        assert engine.runtime.run_due_timers() == 0
+        assert engine.management.run_due_timers() == 0
     rows = timers(engine, iid)
     assert [(t.occurrence, t.status) for t in rows] == [(1, "fired"), (2, "fired"), (3, "fired")]
     assert len({t.task_guid for t in rows}) == 1  # one waiting boundary event, three occurrences
 
     clock.advance(days=30)
-    assert engine.runtime.run_due_timers() == 0
+    assert engine.management.run_due_timers() == 0
     assert len(timers(engine, iid)) == 3
     assert the_task(engine, iid, "handle").task_guid == handle.task_guid
     assert completed_elements(engine, iid).count("log_reminder") == 3  # the echo service ran per firing
@@ -215,11 +215,11 @@ def test_cycle_stops_when_its_task_is_completed(engine, clock):
     deploy(engine, "timer_cycle")
     iid = engine.runtime.start("timer_cycle", "TC-2", {}, actor="clerk").instance_id
     clock.advance(days=1, minutes=1)
-    assert engine.runtime.run_due_timers() == 1
+    assert engine.management.run_due_timers() == 1
     engine.runtime.complete_task(the_task(engine, iid, "handle").task_guid, {}, actor="clerk")
     assert [(t.occurrence, t.status) for t in timers(engine, iid)] == [(1, "fired"), (2, "cancelled")]
     clock.advance(days=10)
-    assert engine.runtime.run_due_timers() == 0
+    assert engine.management.run_due_timers() == 0
     assert task_ids(engine, iid) == ["reminder"]  # what the first firing started carries on (BPMN)
     assert status(engine, iid) == "running"
     engine.runtime.complete_task(the_task(engine, iid, "reminder").task_guid, {}, actor="boss")
@@ -233,7 +233,7 @@ def test_cycle_occurrences_missed_during_downtime_fire_once_at_start_up(engine, 
     deploy(engine, "timer_cycle")
     iid = engine.runtime.start("timer_cycle", "TC-3", {}, actor="clerk").instance_id
     clock.advance(days=10)  # nothing ran for ten days
-    scheduler = jobs.TimerScheduler(engine.runtime.run_due_timers, lambda: _next_due(engine), poll_seconds=3600)
+    scheduler = jobs.TimerScheduler(engine.management.run_due_timers, lambda: _next_due(engine), poll_seconds=3600)
     try:
         scheduler.start()
         assert [t.status for t in timers(engine, iid)] == ["fired"]
@@ -250,8 +250,8 @@ def test_a_cycle_after_downtime_fires_once_then_keeps_its_rhythm(engine, clock):
     [first] = timers(engine, iid)
     period = to_utc(first.due_at) - START  # the cycle's first occurrence is one period after the start
     clock.set(START + period * 2 + timedelta(hours=1))  # two occurrences missed
-    assert engine.runtime.run_due_timers() == 1
-    assert engine.runtime.run_due_timers() == 0  # the second missed one is not replayed
+    assert engine.management.run_due_timers() == 1
+    assert engine.management.run_due_timers() == 0  # the second missed one is not replayed
     waiting = [t for t in timers(engine, iid) if t.status == "waiting"]
     assert [to_utc(t.due_at) for t in waiting] == [START + period * 3]  # the next one, on the old rhythm
 
@@ -270,15 +270,15 @@ def test_a_timer_not_yet_due_does_not_fire(engine, clock):
     assert _next_due(engine) == START + timedelta(days=2)
 
     clock.set(START + timedelta(days=2) - timedelta(seconds=1))
-    assert engine.runtime.run_due_timers() == 0
-    assert engine.runtime.fire_timer(row.id) is False  # asking for it explicitly changes nothing
+    assert engine.management.run_due_timers() == 0
+    assert engine.management.fire_timer(row.id) is False  # asking for it explicitly changes nothing
     clock.set(START + timedelta(days=2) - timedelta(hours=1))
-    assert engine.runtime.fire_timer(row.id) is False
+    assert engine.management.fire_timer(row.id) is False
     assert timers(engine, iid)[0].status == "waiting"
     assert task_ids(engine, iid) == ["handle"]
     assert [e.action for e in events(engine, iid)] == ["started"]
 
-    scheduler = jobs.TimerScheduler(engine.runtime.run_due_timers, lambda: _next_due(engine), poll_seconds=3600)
+    scheduler = jobs.TimerScheduler(engine.management.run_due_timers, lambda: _next_due(engine), poll_seconds=3600)
     try:
         scheduler.start()
         assert scheduler.tick() == 0
@@ -322,9 +322,9 @@ def test_scheduler_wakes_when_the_next_timer_falls_due(db_url, services):
     iid = engine.runtime.start("timer_boundary", "WK-1", {}, actor="clerk").instance_id
     [row] = timers(engine, iid)
     due = datetime.now(UTC) + timedelta(seconds=1.5)
-    engine.runtime.reschedule_timer(row.id, due, reason="测试: 一秒半后到期", actor="admin")
+    engine.management.reschedule_timer(row.id, due, reason="测试: 一秒半后到期", actor="admin")
 
-    scheduler = jobs.TimerScheduler(engine.runtime.run_due_timers, lambda: _next_due(engine), poll_seconds=3600)
+    scheduler = jobs.TimerScheduler(engine.management.run_due_timers, lambda: _next_due(engine), poll_seconds=3600)
     try:
         scheduler.start()
         assert timers(engine, iid)[0].status == "waiting"  # not due yet at start-up
@@ -371,7 +371,7 @@ def test_a_failing_firing_rolls_back_and_is_retried_then_given_up(engine, clock,
 
     services.register("echo", flaky)
     clock.advance(days=1, minutes=1)
-    assert engine.runtime.run_due_timers() == 0
+    assert engine.management.run_due_timers() == 0
     [row] = timers(engine, iid)
     assert (row.status, row.attempts, row.fired_at) == ("waiting", 1, None)
     assert "下游服务不可用" in row.last_error
@@ -379,17 +379,17 @@ def test_a_failing_firing_rolls_back_and_is_retried_then_given_up(engine, clock,
     assert [e.action for e in events(engine, iid)] == ["started"]  # the step rolled back entirely
 
     fail["on"] = False
-    assert engine.runtime.run_due_timers() == 1
+    assert engine.management.run_due_timers() == 1
     assert fired_events_per_timer(engine) == {row.id: 1}
     assert task_ids(engine, iid) == ["handle", "reminder"]
 
     fail["on"] = True
     clock.advance(days=1)
     for _ in range(jobs.MAX_ATTEMPTS):
-        assert engine.runtime.run_due_timers() == 0
+        assert engine.management.run_due_timers() == 0
     second = timers(engine, iid)[1]
     assert (second.occurrence, second.status, second.attempts) == (2, "failed", jobs.MAX_ATTEMPTS)
-    assert engine.runtime.run_due_timers() == 0  # given up: not retried for ever
+    assert engine.management.run_due_timers() == 0  # given up: not retried for ever
     assert _next_due(engine) is None
 
 
@@ -447,7 +447,7 @@ def test_executors_racing_on_the_same_due_timers_fire_each_once(db_url, clock, s
         def run() -> int:
             barrier.wait()
             total = 0
-            while n := engines[i].runtime.run_due_timers(worker=f"executor-{i}"):
+            while n := engines[i].management.run_due_timers(worker=f"executor-{i}"):
                 total += n
             return total
         return run
@@ -469,7 +469,7 @@ def test_two_executors_firing_the_same_timer_at_once_fire_it_once(db_url, clock,
         def fire(engine: ProcessEngine, worker: str, timer_id: int = row.id, barrier=barrier):  # noqa: ANN001, ANN202
             def run() -> bool:
                 barrier.wait()
-                return engine.runtime.fire_timer(timer_id, worker)
+                return engine.management.fire_timer(timer_id, worker)
             return run
 
         results = _run_threads([fire(a, "A"), fire(b, "B")])
@@ -491,9 +491,9 @@ def test_postgres_executor_skips_rows_locked_by_another(db_url, clock, services)
         with setup.session() as s:
             assert locked not in jobs.due_timer_ids(s, clock.now())
         other = ProcessEngine(db_url, clock, services)
-        assert other.runtime.run_due_timers(worker="other") == 2
+        assert other.management.run_due_timers(worker="other") == 2
     assert [t.status for t in timers(setup)] == ["waiting", "fired", "fired"]
-    assert setup.runtime.run_due_timers() == 1
+    assert setup.management.run_due_timers() == 1
     _assert_fired_exactly_once(setup, ids)
 
 

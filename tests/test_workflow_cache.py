@@ -41,7 +41,7 @@ def simple(engine: ProcessEngine):
 
 
 def test_a_step_reuses_the_workflow_its_process_saved(engine, simple) -> None:
-    cache = engine.runtime.cache
+    cache = engine.cache
     assert len(cache) == 1  # the start step left its workflow
     hits = cache.hits
     result = engine.runtime.complete_task(_open_task(engine, simple.instance_id), {"comment": "同意"}, actor="bob")
@@ -52,17 +52,17 @@ def test_a_step_reuses_the_workflow_its_process_saved(engine, simple) -> None:
 def test_a_claim_keeps_the_cached_workflow(engine, simple) -> None:
     """Claiming changes the row's version and history but not the workflow: the next step still hits."""
     guid = _open_task(engine, simple.instance_id)
-    hits = engine.runtime.cache.hits
-    engine.runtime.assign_task(guid, "bob", actor="bob", action="claim")
+    hits = engine.cache.hits
+    engine.tasks.claim(guid, "bob")
     engine.runtime.complete_task(guid, {"comment": "同意"}, actor="bob")
-    assert engine.runtime.cache.hits == hits + 2  # the claim re-filed it, the completion used it
+    assert engine.cache.hits == hits + 2  # the claim re-filed it, the completion used it
 
 
 def test_cached_and_rebuilt_workflows_give_the_same_case(engine, services, clock, db_url) -> None:
     """The same path with the cache and without it: same rows, same data, same history actions."""
     engine.deploy(diagram("simple.bpmn"), filename="simple.bpmn")
     cold = ProcessEngine(db_url, clock, services)
-    cold.runtime.cache.size = 0  # every step rebuilds from the row
+    cold.cache.size = 0  # every step rebuilds from the row
 
     outcomes = []
     for eng, key in ((engine, "WARM"), (cold, "COLD")):
@@ -73,7 +73,7 @@ def test_cached_and_rebuilt_workflows_give_the_same_case(engine, services, clock
             tasks = sorted(t.spec_id for t in s.scalars(select(HumanTask).where(HumanTask.instance_id == iid)))
             actions = [e.action for e in history.events_for(s, iid)]
             outcomes.append((result.status, inst.version, json.loads(inst.data_json), tasks, actions))
-    assert engine.runtime.cache.hits >= 1 and cold.runtime.cache.hits == 0
+    assert engine.cache.hits >= 1 and cold.cache.hits == 0
     assert outcomes[0] == outcomes[1]
 
 
@@ -90,10 +90,10 @@ def test_a_failed_step_leaves_nothing_in_the_cache(engine, services) -> None:
     guid = _open_task(engine, iid)
     with pytest.raises(QifuError):
         engine.runtime.complete_task(guid, {"note": "boom"}, actor="bob")
-    assert len(engine.runtime.cache) == 0
-    misses = engine.runtime.cache.misses
+    assert len(engine.cache) == 0
+    misses = engine.cache.misses
     engine.runtime.complete_task(guid, {"note": "fine"}, actor="bob")  # rebuilt from the committed row
-    assert engine.runtime.cache.misses == misses + 1
+    assert engine.cache.misses == misses + 1
     with engine.session() as s:
         assert json.loads(s.get(Instance, iid).data_json)["note"] == "fine"
 
@@ -101,13 +101,13 @@ def test_a_failed_step_leaves_nothing_in_the_cache(engine, services) -> None:
 def test_another_process_step_makes_the_cached_workflow_stale(engine, simple, services, clock, db_url) -> None:
     """Process B moves the case on; process A's kept workflow is of an older version and is not used."""
     other = ProcessEngine(db_url, clock, services)
-    other.runtime.reschedule_timer(_timer_id(engine, simple.instance_id), "2026-10-20T10:00:00+08:00",
+    other.management.reschedule_timer(_timer_id(engine, simple.instance_id), "2026-10-20T10:00:00+08:00",
                                    reason="约定办结时限", actor="bob")
-    assert len(engine.runtime.cache) == 1  # A still holds the workflow it left after the start
-    misses = engine.runtime.cache.misses
+    assert len(engine.cache) == 1  # A still holds the workflow it left after the start
+    misses = engine.cache.misses
     result = engine.runtime.complete_task(_open_task(engine, simple.instance_id), {"comment": "A 办理"},
                                           actor="carol")
-    assert engine.runtime.cache.misses == misses + 1  # A read the row B wrote
+    assert engine.cache.misses == misses + 1  # A read the row B wrote
     assert result.version == 4  # started (2), rescheduled by B (3), completed by A (4)
     with engine.session() as s:
         assert history.verify(s) == []
@@ -121,13 +121,13 @@ def test_same_version_with_another_history_is_a_miss(engine, simple) -> None:
     with engine.session() as s:
         s.execute(update(Instance).where(Instance.id == row.id).values(history_hash="f" * 64)
                   .execution_options(synchronize_session=False))
-    cache = engine.runtime.cache
+    cache = engine.cache
     assert cache.take(row.id, row.version, "f" * 64, row.state_json, lambda wf: "") is None
     assert len(cache) == 0
 
 
 def test_verify_mode_catches_a_cached_workflow_that_differs_from_the_row(engine, simple) -> None:
-    cache = engine.runtime.cache
+    cache = engine.cache
     assert cache.verify  # set by tests/conftest.py
     row = _row(engine, simple.instance_id)
     version, head, workflow = cache._entries[row.id]
@@ -142,7 +142,7 @@ def test_verify_mode_catches_task_rows_that_do_not_mirror_the_workflow(engine, s
     with engine.session() as s:
         s.execute(delete(HumanTask).where(HumanTask.task_guid == guid))
     with pytest.raises(AssertionError, match="human_task rows"):
-        engine.runtime.reschedule_timer(_timer_id(engine, simple.instance_id), "2026-10-20T10:00:00+08:00",
+        engine.management.reschedule_timer(_timer_id(engine, simple.instance_id), "2026-10-20T10:00:00+08:00",
                                         reason="约定办结时限")
 
 

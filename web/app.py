@@ -36,8 +36,11 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from engine.clock import SHANGHAI
 from engine.process_engine import ProcessEngine
+from engine.settings import SettingsError, positive_int
 
-from .links import DEFAULT_BASE_URL, normalize_base_url
+from .engine import build_engine
+from .links import normalize_base_url
+from .settings import Settings
 
 # web/views/<name>.py, each with a Blueprint ``bp``. Order matters only for URL conflicts.
 BLUEPRINTS: list[str] = ["auth", "inbox", "tasks", "cases", "status", "intake", "public", "api"]
@@ -48,11 +51,10 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline';
        "font-src 'self' data:; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
 
 
-def secret_key(var_dir: Path) -> str:
+def secret_key(configured: str | None, var_dir: Path) -> str:
     """``QIFU_SECRET_KEY``, else the key in ``var/secret_key`` (created once, readable by the owner only)."""
-    env = os.environ.get("QIFU_SECRET_KEY")
-    if env:
-        return env
+    if configured:
+        return configured
     path = var_dir / "secret_key"
     if path.exists():
         return path.read_text().strip()
@@ -64,57 +66,45 @@ def secret_key(var_dir: Path) -> str:
     return key
 
 
-def _setting(app: Flask, name: str, default: str) -> Any:
-    """``config`` passed to create_app, else the environment, else ``default``."""
-    value = app.config.get(name)
-    return value if value not in (None, "") else os.environ.get(name) or default
+def create_app(engine: ProcessEngine | None = None, config: dict[str, Any] | None = None, *,
+               settings: Settings | None = None) -> Flask:
+    """The app over ``engine`` (default: built from ``settings`` by :func:`web.engine.build_engine`).
 
-
-def _proxy_hops(value: Any) -> int:
-    try:
-        hops = int(value)
-    except (TypeError, ValueError):
-        hops = -1
-    if hops < 0:
-        raise ValueError(f"QIFU_TRUSTED_PROXIES 应为 0 或正整数（反向代理的层数）: {value!r}")
-    return hops
-
-
-def create_app(engine: ProcessEngine | None = None, config: dict[str, Any] | None = None) -> Flask:
+    ``settings`` defaults to the environment (:meth:`Settings.from_env`); ``config`` overrides single Flask
+    config keys afterwards (tests).
+    """
     app = Flask(__name__)
+    settings = settings or Settings.from_env()
     config = dict(config or {})
-    # Resolved once, here: send_file resolves a relative path under the package, not the working directory.
-    var_dir = Path(config.get("QIFU_VAR_DIR") or os.environ.get("QIFU_VAR_DIR") or "var").resolve()
     app.config.update(
-        QIFU_VAR_DIR=str(var_dir),
-        ATTACHMENT_DIR=str(var_dir / "attachments"),
         ATTACHMENT_MAX_BYTES=10 * MIB,
         MAX_CONTENT_LENGTH=12 * MIB,  # the attachment limit plus the form around it; more is refused (413)
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_SECURE=os.environ.get("QIFU_SECURE_COOKIES", "") == "1",
         REMEMBER_COOKIE_HTTPONLY=True,
         REMEMBER_COOKIE_SAMESITE="Lax",
         WTF_CSRF_TIME_LIMIT=8 * 3600,  # a clerk's working day on one form
         PERMANENT_SESSION_LIFETIME=timedelta(hours=8),  # idle timeout of a server-side session
-        QIFU_SESSION_MAX_AGE=24 * 3600,  # and its absolute end, however busy
-        QIFU_API_MAX_BYTES=1 * MIB,  # a JSON body under /api/ (an intake is a few KiB)
-        INBOX_PAGE_SIZE=20,
+        INBOX_PAGE_SIZE=50,
+        QIFU_SETTINGS=settings,
+        **settings.flask_config(),
     )
     app.config.update(config)
-    app.config["QIFU_BASE_URL"] = normalize_base_url(_setting(app, "QIFU_BASE_URL", DEFAULT_BASE_URL))
-    app.config["QIFU_TRUSTED_PROXIES"] = _proxy_hops(_setting(app, "QIFU_TRUSTED_PROXIES", "0"))
-    if app.config["QIFU_TRUSTED_PROXIES"]:
-        hops = app.config["QIFU_TRUSTED_PROXIES"]
+    app.config["QIFU_BASE_URL"] = normalize_base_url(app.config["QIFU_BASE_URL"])
+    # Resolved once, here: send_file resolves a relative path under the package, not the working directory.
+    var_dir = Path(app.config["QIFU_VAR_DIR"]).resolve()
+    app.config["QIFU_VAR_DIR"] = str(var_dir)
+    app.config["ATTACHMENT_DIR"] = str(Path(app.config.get("ATTACHMENT_DIR") or var_dir / "attachments").resolve())
+    try:
+        hops = app.config["QIFU_TRUSTED_PROXIES"] = positive_int(str(app.config["QIFU_TRUSTED_PROXIES"]))
+    except ValueError:
+        raise SettingsError(f"QIFU_TRUSTED_PROXIES 应为 0 或正整数（反向代理的层数）: "
+                            f"{app.config['QIFU_TRUSTED_PROXIES']!r}") from None
+    if hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=0, x_port=0, x_prefix=0)
-    app.config["ATTACHMENT_DIR"] = str(Path(app.config["ATTACHMENT_DIR"]).resolve())
     if not app.config.get("SECRET_KEY"):
-        app.config["SECRET_KEY"] = secret_key(var_dir)
-    if engine is None:
-        import handlers  # noqa: F401 - registers service-task handlers
-
-        engine = ProcessEngine(app.config.get("DATABASE_URL"))
-    app.extensions["qifu_engine"] = engine
+        app.config["SECRET_KEY"] = secret_key(settings.secret_key, var_dir)
+    app.extensions["qifu_engine"] = engine or build_engine(settings)
 
     CSRFProtect(app)  # app.extensions["csrf"]: an API blueprint may csrf.exempt() itself
     from .auth import init_login

@@ -209,7 +209,7 @@ def authenticate(session: Session, username: str, password: str, ip: str, now: d
 
 def check_login(engine, username: str, password: str, ip: str) -> CurrentUser:  # noqa: ANN001 - ProcessEngine
     """:func:`authenticate` in a transaction of its own that is committed also when the login is refused."""
-    session = engine.sessions()
+    session = engine.db.writes()
     try:
         try:
             return authenticate(session, username, password, ip, engine.clock.now())
@@ -227,7 +227,7 @@ def session_owner(data: Mapping[str, Any]) -> int | None:
 
 def init_login(app) -> LoginManager:  # noqa: ANN001 - flask.Flask
     """Server-side sessions (:mod:`web.sessions`) and Flask-Login over them."""
-    from .sessions import ServerSessionInterface, read_only_session
+    from .sessions import ServerSessionInterface
 
     app.session_interface = ServerSessionInterface(session_owner)
     manager = LoginManager(app)
@@ -241,7 +241,7 @@ def init_login(app) -> LoginManager:  # noqa: ANN001 - flask.Flask
         if not raw_id.isdigit():
             return None
         engine = app.extensions["qifu_engine"]
-        with read_only_session(engine.url) as session:  # every request: no write lock
+        with engine.read() as session:  # every request: a read transaction, no write lock
             user = load_current_user(session, int(raw_id))
         if user is None or not user.is_active or user.get_id() != f"{raw_id}:{fp}":
             return None

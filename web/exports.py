@@ -9,8 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from handlers import ledger_report
-
+from .read import ledger as ledger_report
 from .spreadsheet import Column, Sheet
 
 LEDGER_COLUMNS = (

@@ -1,30 +1,24 @@
 """WTForms built from the diagram: a task form is whatever its ``camunda:formData`` says.
 
-:func:`task_form_class` turns ``engine.forms.FieldDef`` definitions into a FlaskForm (CSRF included) with
-Chinese messages: first check in the browser's round trip, with the user's input kept on an error.
-``engine.runtime.complete_task`` validates the same data again against the same definitions — the engine's
-check is the one that counts, this one gives per-field messages before anything is attempted.
-
-Integers and dates are text fields with our own validators so every message is Chinese (WTForms' own
-IntegerField/DateField messages are English and fire before any custom validator).
+:func:`task_form_class` turns ``engine.forms.FieldDef`` definitions into a FlaskForm (CSRF included) for
+rendering. The fields are not validated here: ``engine.runtime.complete_task`` validates the submission
+against the same definitions — one validation, the engine's — and the view puts its per-field Chinese
+messages on the fields, with the user's input kept. Integers and dates are text fields, so what the user
+typed comes back as typed.
 """
 
 from __future__ import annotations
 
-import re
-from datetime import date
 from typing import Any
 
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import BooleanField, PasswordField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import InputRequired, Length, ValidationError
-from wtforms.validators import Optional as OptionalValidator
+from wtforms.validators import InputRequired, Length
 
 from engine.forms import FieldDef
 
-_INT = re.compile(r"^-?\d{1,18}$")
 LONG_TEXT = 200  # a string field allowed to be longer than this is a textarea
 
 
@@ -49,66 +43,13 @@ def _label(fd: FieldDef) -> str:
     return fd.label or fd.id
 
 
-def _int_validator(fd: FieldDef):  # noqa: ANN202
-    low, high = fd.constraints.get("min"), fd.constraints.get("max")
+class _Required:
+    """Marks a field as required for display (the asterisk); the engine checks it."""
 
-    def check(form: Any, fld: Any) -> None:
-        text = (fld.data or "").strip()
-        if not text:
-            return
-        if not _INT.match(text):
-            raise ValidationError(f"{_label(fd)}应为整数")
-        value = int(text)
-        if low is not None and value < int(low):
-            raise ValidationError(f"{_label(fd)}不能小于 {low}")
-        if high is not None and value > int(high):
-            raise ValidationError(f"{_label(fd)}不能大于 {high}")
+    field_flags = {"required": True}
 
-    return check
-
-
-def _date_validator(fd: FieldDef):  # noqa: ANN202
-    low, high = fd.constraints.get("min"), fd.constraints.get("max")
-
-    def check(form: Any, fld: Any) -> None:
-        text = (fld.data or "").strip()
-        if not text:
-            return
-        try:
-            value = date.fromisoformat(text).isoformat()
-        except ValueError:
-            raise ValidationError(f"{_label(fd)}应为日期（YYYY-MM-DD）") from None
-        if low and value < low:
-            raise ValidationError(f"{_label(fd)}不能早于 {low}")
-        if high and value > high:
-            raise ValidationError(f"{_label(fd)}不能晚于 {high}")
-
-    return check
-
-
-def _enum_validator(fd: FieldDef):  # noqa: ANN202
-    allowed = {o[0] for o in fd.options}
-
-    def check(form: Any, fld: Any) -> None:
-        if fld.data and fld.data not in allowed:
-            raise ValidationError(f"{_label(fd)}的取值不在可选范围内")
-
-    return check
-
-
-def _length_validator(fd: FieldDef):  # noqa: ANN202
-    low, high = fd.constraints.get("minlength"), fd.constraints.get("maxlength")
-
-    def check(form: Any, fld: Any) -> None:
-        text = fld.data or ""
-        if not text.strip():
-            return
-        if low and len(text) < int(low):
-            raise ValidationError(f"{_label(fd)}长度不能少于 {low} 个字符")
-        if high and len(text) > int(high):
-            raise ValidationError(f"{_label(fd)}长度不能超过 {high} 个字符")
-
-    return check
+    def __call__(self, form: Any, field: Any) -> None:
+        return None
 
 
 def _initial(fd: FieldDef, data: dict[str, Any]) -> Any:
@@ -122,8 +63,7 @@ def _initial(fd: FieldDef, data: dict[str, Any]) -> Any:
 
 def _field(fd: FieldDef, data: dict[str, Any]) -> Any:
     label = _label(fd)
-    required = [InputRequired(f"{label}为必填项")] if fd.required and fd.type != "boolean" else \
-        [OptionalValidator()]
+    marks = [_Required()] if fd.required and fd.type != "boolean" else []
     render: dict[str, Any] = {}
     if fd.readonly:
         render["disabled"] = True
@@ -133,20 +73,20 @@ def _field(fd: FieldDef, data: dict[str, Any]) -> Any:
         return BooleanField(label, default=bool(initial is not None and default), render_kw=render)
     if fd.type == "enum":
         choices = [SelectChoice("", "请选择")] + [SelectChoice(o[0], o[1] or o[0]) for o in fd.options]
-        return SelectField(label, choices=choices, validate_choice=False, default=initial,
-                           validators=[*required, _enum_validator(fd)], render_kw=render)
+        return SelectField(label, choices=choices, validate_choice=False, default=initial, validators=marks,
+                           render_kw=render)
     if fd.type == "long":
         render.update(inputmode="numeric")
-        return StringField(label, default=None if initial is None else str(initial),
-                           validators=[*required, _int_validator(fd)], render_kw=render)
+        return StringField(label, default=None if initial is None else str(initial), validators=marks,
+                           render_kw=render)
     if fd.type == "date":
         render.update(type="date")
-        return StringField(label, default=initial, validators=[*required, _date_validator(fd)], render_kw=render)
+        return StringField(label, default=initial, validators=marks, render_kw=render)
     maxlength = fd.constraints.get("maxlength")
     if maxlength:
         render["maxlength"] = maxlength
     cls = TextAreaField if not maxlength or int(maxlength) > LONG_TEXT else StringField
-    return cls(label, default=initial, validators=[*required, _length_validator(fd)], render_kw=render)
+    return cls(label, default=initial, validators=marks, render_kw=render)
 
 
 def task_form_class(fields: list[FieldDef], data: dict[str, Any] | None = None) -> type[FlaskForm]:

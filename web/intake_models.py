@@ -47,8 +47,9 @@ class IdempotencyRecord(Base):
     The row is written in the transaction that starts the case, so a case and its record exist together or
     not at all; the unique constraint is what stops two concurrent retries from both creating a case.
     ``status`` is always ``done`` (``pending`` was used by an earlier design that stored the row first).
-    The enterprise's tracking token is not stored in plain: ``sealed_token`` is the token XOR a keystream
-    derived from the client's bearer token and the idempotency key, which the database does not hold.
+    The enterprise's tracking token is not stored in plain: ``sealed_token`` is the token encrypted with
+    AES-256-GCM under a key derived from the client's bearer token (which the database does not hold), with
+    the idempotency key as associated data.
     """
 
     __tablename__ = "idempotency_record"

@@ -15,6 +15,7 @@ ACTIONS = {
     "task_claimed": "认领任务",
     "task_unclaimed": "退回组内",
     "task_reassigned": "改派任务",
+    "attachment_added": "上传附件",
 }
 
 # docs/domain.md "Case data"; diagram form fields carry their own labels (looked up from the diagram first)

@@ -18,9 +18,8 @@ How it works:
 - Lifetime: an idle timeout (``PERMANENT_SESSION_LIFETIME``) and an absolute one (``QIFU_SESSION_MAX_AGE``,
   seconds); an expired row counts as absent and is purged when a later session is created.
 - Reading costs no write: a request that leaves the session unchanged writes nothing, except that the idle
-  expiry is pushed forward at most once every :data:`REFRESH_EVERY`. On SQLite the lookup runs on a
-  connection of its own without ``BEGIN IMMEDIATE`` (the app's engine takes the write lock for every
-  transaction, see :mod:`engine.db`), so a page view does not queue behind writers.
+  expiry is pushed forward at most once every :data:`REFRESH_EVERY`. The lookup is a read transaction
+  (:meth:`engine.db.Database.read`), so a page view never queues behind writers.
 - :func:`rotate` gives the session a new id (the old row is deleted): at login against session fixation, at
   logout so the old cookie is dead.
 
@@ -32,29 +31,15 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Flask, Request, Response, session
 from flask.sessions import SecureCookieSession, SessionInterface, session_json_serializer
-from sqlalchemy import (
-    Connection,
-    Engine,
-    ForeignKey,
-    String,
-    Text,
-    create_engine,
-    delete,
-    insert,
-    select,
-    update,
-)
+from sqlalchemy import ForeignKey, String, Text, delete, insert, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
-from sqlalchemy.pool import NullPool
 
-from engine import db
 from engine.clock import SystemClock
 from engine.models import Base, UTCDateTime
 
@@ -108,40 +93,6 @@ class ServerSession(SecureCookieSession):
         self.stale_cookie = False  # the request brought a cookie that names no live session
 
 
-# --- reading without the write lock ---------------------------------------------------------------------
-_read_engines: dict[str, Engine] = {}
-
-
-def _read_engine(url: str) -> Engine:
-    """SQLite: an engine of its own in autocommit mode (no ``BEGIN IMMEDIATE``), no pooled connections.
-
-    Elsewhere the app's engine: a PostgreSQL read takes no write lock.
-    """
-    if not url.startswith("sqlite"):
-        return db.get_engine(url)
-    if url not in _read_engines:
-        _read_engines[url] = create_engine(url, poolclass=NullPool,
-                                           connect_args={"timeout": 30, "isolation_level": None})
-    return _read_engines[url]
-
-
-@contextmanager
-def read_connection(url: str) -> Iterator[Connection]:
-    """A connection for reads only: nothing written through it is committed."""
-    with _read_engine(url).connect() as conn:
-        try:
-            yield conn
-        finally:
-            conn.rollback()
-
-
-@contextmanager
-def read_only_session(url: str) -> Iterator[Session]:
-    """An ORM session over :func:`read_connection`, for the lookups every request makes."""
-    with read_connection(url) as conn, Session(bind=conn, expire_on_commit=False) as orm:
-        yield orm
-
-
 # --- the session interface ------------------------------------------------------------------------------
 class ServerSessionInterface(SessionInterface):
     """Sessions stored in ``web_session`` of the app's ProcessEngine (``app.extensions["qifu_engine"]``).
@@ -184,9 +135,9 @@ class ServerSessionInterface(SessionInterface):
         engine = self._engine(app)
         row = None
         if SID_PATTERN.match(raw):
-            with read_connection(engine.url) as conn:
-                row = conn.execute(select(WebSession.data, WebSession.created_at, WebSession.expires_at)
-                                   .where(WebSession.sid_hash == hash_sid(raw))).first()
+            with engine.read() as reader:  # every request: a read transaction, no write lock
+                row = reader.execute(select(WebSession.data, WebSession.created_at, WebSession.expires_at)
+                                     .where(WebSession.sid_hash == hash_sid(raw))).first()
         now = self.now()
         if row is None or row.expires_at <= now or row.created_at + self._max_age(app) <= now:
             fresh = ServerSession()

@@ -89,8 +89,7 @@ def live_server(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory)
     app.config["QIFU_BASE_URL"] = server.url  # links shown to the enterprise point at this server
     yield server
     server.stop()
-    if url in db._engines:
-        db._engines.pop(url).dispose()
+    db.dispose(url)
 
 
 @pytest.fixture(scope="module")

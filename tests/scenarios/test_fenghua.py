@@ -200,7 +200,7 @@ def test_transfer_on_time_due_after_national_day_and_closed(fh: ProcessEngine, c
     assert to_utc(unit_task.due_at) == end_of_day("2026-10-09")
 
     clock.set("2026-10-09T16:00:00")
-    assert fh.runtime.run_due_timers() == 0
+    assert fh.management.run_due_timers() == 0
     complete(fh, iid, "Task_UnitHandle", {"result": "solved", "answer": "已纳入年度用地计划，请按清单准备材料。"},
              actor="zrzy_clerk")
     case = case_row(fh, iid)
@@ -218,8 +218,8 @@ def test_transfer_late_is_chased_once_and_carried_until_satisfied(fh: ProcessEng
     iid = submit(fh, channel="hotline")
     contact(fh, iid, "transfer", handling_unit="FH-ZJJ")
     clock.set("2026-10-10T00:00:01")  # one second past the limit
-    assert fh.runtime.run_due_timers() == 1
-    assert fh.runtime.run_due_timers() == 0  # a second executor run finds nothing: fired exactly once
+    assert fh.management.run_due_timers() == 1
+    assert fh.management.run_due_timers() == 0  # a second executor run finds nothing: fired exactly once
     case = case_row(fh, iid)
     assert (case.ledger_status, case.overdue) == ("carried", True)  # 挂账
     chase = rows(fh, Supervision, case_id=case.id)
@@ -267,7 +267,7 @@ def test_transfer_with_agreed_date_moves_the_deadline(fh: ProcessEngine, clock: 
     assert "2026-10-20" in rows(fh, Outbox, instance_id=iid)[-1].body  # the enterprise gets the agreement in writing
     # the original limit passes without a chase
     clock.set("2026-10-12T09:00:00")
-    assert fh.runtime.run_due_timers() == 0
+    assert fh.management.run_due_timers() == 0
     clock.set("2026-10-20T17:00:00")
     complete(fh, iid, "Task_UnitHandle", {"result": "solved", "answer": "供水管网已接通。"})
     case = case_row(fh, iid)
@@ -309,8 +309,8 @@ def test_joint_review_with_invitees_five_days_after_meeting(fh: ProcessEngine, c
 
     # the server is down from 10-09 until the end of November: the deadline fires once when it comes back
     clock.set("2026-11-30T09:00:00")
-    fired = fh.runtime.run_due_timers()
-    fired += fh.runtime.run_due_timers()
+    fired = fh.management.run_due_timers()
+    fired += fh.management.run_due_timers()
     deadline_rows = timers(fh, iid, "Boundary_JointDeadline")
     assert [t.status for t in deadline_rows] == ["fired"]
     assert to_utc(deadline_rows[0].fired_at) == to_utc("2026-11-30T09:00:00")
@@ -337,7 +337,7 @@ def test_progress_report_on_a_long_joint_case(fh: ProcessEngine, clock: FixedClo
     progress = waiting(fh, iid, "Boundary_JointProgress")
     assert progress.kind == "cycle" and to_utc(progress.due_at) == to_utc("2026-10-07T10:00:00")
     clock.set("2026-10-07T10:00:00")
-    assert fh.runtime.run_due_timers() == 1
+    assert fh.management.run_due_timers() == 1
     report = the_task(fh, iid, "Task_ProgressJoint")
     assert report.candidate_groups == "承办单位"
     the_task(fh, iid, "Task_JointHandle")  # still being handled
@@ -373,11 +373,11 @@ def test_escalation_to_the_leading_group(fh: ProcessEngine, clock: FixedClock) -
     execute = the_task(fh, iid, "Task_ExecutePlan")
     assert to_utc(execute.due_at) == end_of_day("2026-10-30")
     clock.set("2026-10-07T10:00:01")
-    assert fh.runtime.run_due_timers() == 1  # the weekly progress report, not the plan deadline
+    assert fh.management.run_due_timers() == 1  # the weekly progress report, not the plan deadline
     complete(fh, iid, "Task_ProgressPlan", {"progress": "变电站选址已确定。"})
     assert "变电站选址已确定" in rows(fh, Outbox, instance_id=iid)[-1].body
     clock.set("2026-10-28T10:00:00")
-    fh.runtime.run_due_timers()
+    fh.management.run_due_timers()
     for extra in [t for t in open_tasks(fh, iid) if t.spec_id == "Task_ProgressPlan"]:
         fh.runtime.complete_task(extra.task_guid, {"progress": "施工中。"})
     complete(fh, iid, "Task_ExecutePlan", {"result": "solved", "answer": "扩容工程已完成并通电。"})
@@ -459,7 +459,7 @@ def test_centre_records_the_rating_when_the_enterprise_does_not(fh: ProcessEngin
     assert timeout.interrupting is True
     assert to_utc(timeout.due_at) == end_of_day("2026-10-13")  # 5 working days from 09-30: 10-08 … 10-13
     clock.set("2026-10-14T08:00:00")
-    assert fh.runtime.run_due_timers() == 1
+    assert fh.management.run_due_timers() == 1
     assert [t.spec_id for t in open_tasks(fh, iid)] == ["Task_ProxyRating"]  # the enterprise's task is withdrawn
     complete(fh, iid, "Task_ProxyRating", {"satisfaction": "满意", "rating_source": "staff"})
     case = case_row(fh, iid)
@@ -471,7 +471,7 @@ def test_centre_records_the_rating_when_the_enterprise_does_not(fh: ProcessEngin
 def test_centre_is_reminded_when_no_opinion_on_the_day_of_receipt(fh: ProcessEngine, clock: FixedClock) -> None:
     iid = submit(fh)
     clock.set("2026-10-08T09:00:00")  # the centre left it over the holiday
-    assert fh.runtime.run_due_timers() == 1
+    assert fh.management.run_due_timers() == 1
     message = rows(fh, Outbox, instance_id=iid)[-1]
     assert message.recipient == "中心工作人员" and "当日" in message.body
     case = case_row(fh, iid)

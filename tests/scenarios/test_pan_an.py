@@ -236,7 +236,7 @@ def test_complex_problem_is_solved_by_the_agency_panel_within_3_working_days(pa:
     assert utc(handle.due_at) == end_of_day("2026-10-10")  # the same limit, counted from receipt
 
     pa.clock.set("2026-10-10T11:00:00")  # the make-up Saturday is a working day: still in time
-    assert pa.runtime.run_due_timers() == 0
+    assert pa.management.run_due_timers() == 0
     complete(pa, iid, "Task_AgencyHandle", {"outcome": "resolved", "answer": "联动规划建设服务板块，已指导办理。"})
     assert [t.status for t in timers(pa, iid)] == ["cancelled", "cancelled"]
     assert the_task(pa, iid, "Task_Feedback").candidate_groups == "综合受理板块"  # PA-2: unified feedback
@@ -257,9 +257,9 @@ def test_agency_deadline_passing_raises_supervision_without_taking_the_case_away
     complete(pa, iid, "Task_AgencyAssess", {"joint_panels": "经济发展服务板块"})
 
     pa.clock.set("2026-10-10T23:59:58")
-    assert pa.runtime.run_due_timers() == 0
+    assert pa.management.run_due_timers() == 0
     pa.clock.set("2026-10-11T08:00:00")  # Sunday morning: the limit (end of the make-up Saturday) passed
-    assert pa.runtime.run_due_timers() == 1
+    assert pa.management.run_due_timers() == 1
     fired = [t for t in timers(pa, iid) if t.status == "fired"]
     assert [(t.spec_id, t.interrupting) for t in fired] == [("Boundary_AgencyHandle3Days", False)]
 
@@ -290,9 +290,9 @@ def test_simple_problem_not_answered_before_the_holiday_moves_to_the_agency_pane
     iid = submit(pa)
     classify(pa, iid, "simple")
     pa.clock.set("2026-09-30T23:59:58")
-    assert pa.runtime.run_due_timers() == 0
+    assert pa.management.run_due_timers() == 0
     pa.clock.set("2026-10-01T00:00:00")  # the holiday's first minute: 不过夜 has failed
-    assert pa.runtime.run_due_timers() == 1
+    assert pa.management.run_due_timers() == 1
     assert [t.spec_id for t in open_tasks(pa, iid)] == ["Task_AgencyAssess"]  # interrupting: answer task gone
     ((kind, reason),) = supervisions(pa, iid)
     assert kind == "催办" and "不过夜" in reason
@@ -314,7 +314,7 @@ def test_case_accepted_on_a_holiday_gets_the_next_working_day_as_its_same_day_li
     classify(pa, iid, "simple")
     assert utc(the_task(pa, iid, "Task_AnswerOnSpot").due_at) == end_of_day("2026-10-08")
     clock.set("2026-10-07T20:00:00")
-    assert pa.runtime.run_due_timers() == 0  # still a holiday: nothing is overdue yet
+    assert pa.management.run_due_timers() == 0  # still a holiday: nothing is overdue yet
 
 
 @pytest.mark.req("PA-6", "WD-1")
@@ -369,7 +369,7 @@ def test_appeal_deadline_passing_raises_supervision(pa: ProcessEngine) -> None:
     classify(pa, iid, "difficult", "area")
     through_agency(pa, iid, "unresolved")
     pa.clock.set("2026-10-14T00:00:00")
-    assert pa.runtime.run_due_timers() == 1
+    assert pa.management.run_due_timers() == 1
     ((kind, reason),) = supervisions(pa, iid)
     assert kind == "督办" and "5个工作日" in reason
     assert {t.spec_id for t in open_tasks(pa, iid)} == {"Task_Appeal", "Task_OfficeSupervise"}
@@ -391,7 +391,7 @@ def test_appeal_panel_gives_a_plan_that_is_completed_within_30_working_days(pa: 
     assert execute.candidate_groups == "诉求服务板块"
     assert utc(execute.due_at) == end_of_day("2026-11-17")  # 30 working days from receipt
     pa.clock.set("2026-11-16T10:00:00")
-    assert pa.runtime.run_due_timers() == 0
+    assert pa.management.run_due_timers() == 0
     complete(pa, iid, "Task_PlanExecute", {"answer": "道路改造完成"})
     feedback_and_finish(pa, iid, "道路改造已完成。")
     assert [m.body for m in rows(pa, Outbox, iid)][-1] == "道路改造已完成。"
@@ -405,7 +405,7 @@ def test_plan_not_completed_within_30_working_days_is_supervised(pa: ProcessEngi
     through_agency(pa, iid, "unresolved")
     complete(pa, iid, "Task_Appeal", {"scope": "area", "outcome": "plan", "answer": "方案"})
     pa.clock.set("2026-11-18T09:00:00")
-    assert pa.runtime.run_due_timers() == 1
+    assert pa.management.run_due_timers() == 1
     ((kind, reason),) = supervisions(pa, iid)
     assert kind == "督办" and "30个工作日" in reason
     assert {t.spec_id for t in open_tasks(pa, iid)} == {"Task_PlanExecute", "Task_OfficeSupervise"}
@@ -446,9 +446,9 @@ def test_county_window_deadline_passing_raises_supervision(pa: ProcessEngine) ->
     pa.clock.set("2026-10-12T10:00:00")
     complete(pa, iid, "Task_Appeal", {"scope": "point", "outcome": "report", "answer": "申报"})
     pa.clock.set("2026-10-19T23:00:00")
-    assert pa.runtime.run_due_timers() == 0
+    assert pa.management.run_due_timers() == 0
     pa.clock.set("2026-10-20T00:00:00")
-    assert pa.runtime.run_due_timers() == 1
+    assert pa.management.run_due_timers() == 1
     ((kind, reason),) = supervisions(pa, iid)
     assert kind == "督办" and "难事办理" in reason
     assert {t.spec_id for t in open_tasks(pa, iid)} == {"Task_CountyHandle", "Task_OfficeSupervise"}
@@ -461,10 +461,10 @@ def test_overdue_timer_fires_exactly_once_after_downtime(pa: ProcessEngine) -> N
     classify(pa, iid, "complex")
     complete(pa, iid, "Task_AgencyAssess", {"joint_panels": "招商服务板块"})
     pa.clock.set("2026-12-31T09:00:00")  # the server was down for months
-    assert pa.runtime.run_due_timers() == 1
-    assert pa.runtime.run_due_timers() == 0
+    assert pa.management.run_due_timers() == 1
+    assert pa.management.run_due_timers() == 0
     pa.clock.advance(days=1)
-    assert pa.runtime.run_due_timers() == 0
+    assert pa.management.run_due_timers() == 0
     (timer,) = [t for t in timers(pa, iid) if t.spec_id == "Boundary_AgencyHandle3Days"]
     assert timer.status == "fired" and utc(timer.fired_at) == to_utc("2026-12-31T09:00:00")
     assert utc(timer.due_at) == end_of_day("2026-10-10")

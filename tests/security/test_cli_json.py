@@ -139,6 +139,9 @@ COMMANDS: dict[str, Args] = {
                         bad_env={"QIFU_SENDER": "no_such_module:Sender"}),
     "briefing": Args(lambda e: ["briefing", "2026-09", "--xlsx", str(e.tmp / "briefing.xlsx")],
                      lambda e: ["briefing", "2026-13"], lambda d: d["xlsx"].endswith("briefing.xlsx")),
+    "settings": Args(lambda e: ["settings"], lambda e: ["settings"],
+                     lambda d: any(r["variable"] == "QIFU_DATABASE_URL" and r["value"] for r in d),
+                     bad_env={"QIFU_TRUSTED_PROXIES": "many"}),
 }
 
 
@@ -169,17 +172,17 @@ def document(result: Result) -> Any:
 
 
 def _release(url: str) -> None:
-    if url in db._engines:
-        db._engines.pop(url).dispose()
+    db.dispose(url)
 
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
     """A database set up the way an operator would: init, deploy, a case submitted, an API client, a user."""
     from engine import tasks
-    from engine.process_engine import ProcessEngine
     from handlers.intake import submit_case
     from web.auth import add_user
+    from web.engine import build_engine
+    from web.settings import Settings
     from web.views.api import create_client
 
     path = tmp_path_factory.mktemp("cli") / "prepared.db"
@@ -187,12 +190,13 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
     for args in (["init"], ["deploy", *map(str, PROCESSES)]):
         result = invoke(url, args)
         assert result.exit_code == 0, result.stdout + result.stderr
-    engine = ProcessEngine(url)
+    engine = build_engine(Settings.from_env({"QIFU_DATABASE_URL": url}))
     case = submit_case(engine, "pan_an_station", FIELDS, actor="clerk")
     with engine.session() as session:
         create_client(session, Env.client, ["wechat_account"], engine.clock.now())
         add_user(session, Env.user, "setup-password", unit="PA01", roles=["综合受理板块"], now=engine.clock.now())
-        task = tasks.open_tasks(session, user=None)[0].task_guid
+        pass
+    task = engine.tasks.query(tasks.TaskQuery()).rows[0].task_guid
     _release(url)
     return path, case.business_key, task
 
@@ -282,7 +286,7 @@ def test_a_crash_is_still_one_json_document(env: tuple[str, Env], monkeypatch: p
     def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(tasks, "open_tasks", broken)
+    monkeypatch.setattr(tasks.TaskService, "query", broken)
     url, _ = env
     result = invoke(url, ["task", "list"])
     assert document(result) == {"error": "internal_error", "message": "RuntimeError: disk on fire"}
@@ -303,11 +307,11 @@ def test_progress_lines_go_to_stderr_not_into_the_document(env: tuple[str, Env],
     """Whatever a command echoes besides its result (progress, a banner) must not spoil stdout."""
     from engine import tasks
 
-    def chatty(*args: Any, **kwargs: Any) -> list:
+    def chatty(*args: Any, **kwargs: Any) -> tasks.TaskPage:
         click.echo("正在查询待办…")
-        return []
+        return tasks.TaskPage([], 1, 1, 0)
 
-    monkeypatch.setattr(tasks, "open_tasks", chatty)
+    monkeypatch.setattr(tasks.TaskService, "query", chatty)
     url, _ = env
     result = invoke(url, ["task", "list"])
     assert document(result) == [] and result.exit_code == 0
@@ -319,11 +323,11 @@ def test_a_second_result_is_a_bug_reported_as_json_not_a_second_document(
     from engine import tasks
     from web.cli import CliState
 
-    def answers_early(*args: Any, **kwargs: Any) -> list:
+    def answers_early(*args: Any, **kwargs: Any) -> tasks.TaskPage:
         click.get_current_context().find_object(CliState).out("", {"early": True})
-        return []
+        return tasks.TaskPage([], 1, 1, 0)
 
-    monkeypatch.setattr(tasks, "open_tasks", answers_early)
+    monkeypatch.setattr(tasks.TaskService, "query", answers_early)
     url, _ = env
     result = invoke(url, ["task", "list"])
     doc = document(result)

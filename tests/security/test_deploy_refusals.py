@@ -207,7 +207,7 @@ def test_a_chain_deeper_than_the_parser_recursion_is_refused_in_words(sqlite_url
 
 
 def test_a_device_is_read_only_up_to_the_limit(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(repository, "MAX_DIAGRAM_BYTES", 4096)
+    monkeypatch.setenv("QIFU_MAX_DIAGRAM_BYTES", "4096")
     document = refusal(run_deploy(sqlite_url, Path("/dev/zero")))
     assert document["element"] == "/dev/zero" and "过大" in document["message"]
 

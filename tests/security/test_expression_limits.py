@@ -39,9 +39,8 @@ def bounded(fn: Callable[[], Any], seconds: float = 10.0) -> BaseException | Any
 
 
 @pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch) -> RestrictedEnvironment:
-    monkeypatch.setenv("QIFU_EXPRESSION_TIME_LIMIT", str(LIMIT))
-    return RestrictedEnvironment({})  # reads the setting, as every step's engine does
+def env() -> RestrictedEnvironment:
+    return RestrictedEnvironment({}, ScriptLimits(time_limit=LIMIT))  # as a step's engine gets it from the settings
 
 
 def refused(fn: Callable[[], Any], *needles: str, seconds: float = 10.0) -> ExpressionError:
@@ -124,17 +123,19 @@ def test_one_threads_limit_does_not_touch_another_thread(env) -> None:
     assert results and all(r == 4950 for r in results), [r for r in results if r != 4950][:1]
 
 
-def test_time_limit_setting(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert ScriptLimits.from_env({}) == ScriptLimits()
-    limits = ScriptLimits.from_env({"QIFU_EXPRESSION_TIME_LIMIT": "0.25", "QIFU_MAX_STEP_TASKS": "40",
-                                    "QIFU_MAX_STEP_SECONDS": "3"})
-    assert (limits.time_limit, limits.max_step_tasks, limits.max_step_seconds) == (0.25, 40, 3.0)
+def test_time_limit_setting() -> None:
+    from engine.settings import EngineSettings, SettingsError, read
+
+    def limits(**env: str) -> ScriptLimits:
+        return ScriptLimits.from_settings(read(EngineSettings, env))
+
+    assert limits() == ScriptLimits()
+    got = limits(QIFU_EXPRESSION_TIME_LIMIT="0.25", QIFU_MAX_STEP_TASKS="40", QIFU_MAX_STEP_SECONDS="3")
+    assert (got.time_limit, got.max_step_tasks, got.max_step_seconds) == (0.25, 40, 3.0)
     for name, bad in (("QIFU_EXPRESSION_TIME_LIMIT", "soon"), ("QIFU_EXPRESSION_TIME_LIMIT", "-1"),
                       ("QIFU_MAX_STEP_TASKS", "1.5"), ("QIFU_MAX_STEP_SECONDS", "nan")):
-        with pytest.raises(ValueError, match=name):
-            ScriptLimits.from_env({name: bad})
-    monkeypatch.setenv("QIFU_EXPRESSION_TIME_LIMIT", "0.25")
-    assert RestrictedEnvironment({}).limits.time_limit == 0.25
+        with pytest.raises(SettingsError, match=name):
+            limits(**{name: bad})
 
 
 # --- size: operations that are one C call ----------------------------------------------------------------

@@ -14,7 +14,6 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import insert, select
 
-from engine import tasks as engine_tasks
 from engine.models import Deployment, Instance
 from handlers.models import CaseUnit, EnterpriseCase
 from tests.web.conftest import CONTACT_PHONE, login, open_task_guid, post_form, start_case
@@ -80,8 +79,7 @@ def test_probing_task_ids_of_another_region_learns_nothing(client, other_client,
     guid = open_task_guid(web_engine, case.business_key, "accept")
     web_engine.runtime.complete_task(guid, {"opinion": "同意受理"}, actor="pa_accept")  # the task closes
     login(other_client, "pa_accept")
-    with web_engine.session() as session:
-        assert engine_tasks.instance_of_task(session, guid) is not None
+    assert web_engine.tasks.instance_of(guid) == case.instance_id
     login(client, "fh_staff")  # another region
     guesses = [f"%{CONTACT_PHONE[:k]}%" for k in range(1, 12)] + ["%", "%_%", "13%", "00000000-0000-0000-0000-0"]
     answers = {_answer(client.get(f"/tasks/{g}")) for g in [*guesses, guid, "no-such-task"]}

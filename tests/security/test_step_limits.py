@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from engine.errors import ExpressionError
 from engine.models import Event, HumanTask, Instance, Timer
+from engine.process_engine import ProcessEngine
 from engine.scripting import StepLimitError
 from tests.security import limit_diagrams as diagrams
 
@@ -23,6 +24,11 @@ SPIN = "i = 0\nwhile True:\n    i += 1"
 @pytest.fixture(autouse=True)
 def low_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("QIFU_EXPRESSION_TIME_LIMIT", str(LIMIT))
+
+
+def reread(engine):  # noqa: ANN001, ANN201
+    """The same engine built again, so it reads the settings the test has just put in the environment."""
+    return ProcessEngine(engine.url, engine.clock, engine.services)
 
 
 def snapshot(engine, instance_id: int) -> dict[str, Any]:
@@ -120,6 +126,7 @@ def test_ordinary_python_in_a_script_task_reaches_the_case_data(engine) -> None:
 # --- step limits ----------------------------------------------------------------------------------------------
 def test_a_loop_without_a_wait_state_stops_at_the_task_limit(engine, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("QIFU_MAX_STEP_TASKS", "200")
+    engine = reread(engine)
     iid = start(engine, diagrams.loop_after_form("loop"), "loop", "LOOP-1")
     error = fails_and_changes_nothing(engine, iid, error=StepLimitError)
     assert "200" in error.message and "QIFU_MAX_STEP_TASKS" in error.message
@@ -128,6 +135,7 @@ def test_a_loop_without_a_wait_state_stops_at_the_task_limit(engine, monkeypatch
 
 def test_a_call_activity_calling_itself_stops_at_the_task_limit(engine, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("QIFU_MAX_STEP_TASKS", "100")
+    engine = reread(engine)
     engine.deploy(diagrams.self_call("selfcall"), filename="selfcall.bpmn")
     with pytest.raises(StepLimitError) as info:
         engine.runtime.start("selfcall", "SELF-1", {}, actor="alice")
@@ -140,6 +148,7 @@ def test_a_long_chain_of_busy_tasks_stops_at_the_step_time_limit(engine, monkeyp
     """Each script is well within its own limit; together they would hold the step's lock for minutes."""
     monkeypatch.setenv("QIFU_MAX_STEP_SECONDS", "1")
     monkeypatch.setenv("QIFU_MAX_STEP_TASKS", "100000")
+    engine = reread(engine)
     iid = start(engine, diagrams.loop_after_form("busy", "n = sum(range(200000))"), "busy", "BUSY-1")
     started = time.monotonic()
     error = fails_and_changes_nothing(engine, iid, error=StepLimitError)
@@ -151,6 +160,7 @@ def test_the_step_time_limit_also_stops_an_expression_within_its_own_limit(engin
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("QIFU_EXPRESSION_TIME_LIMIT", "30")
     monkeypatch.setenv("QIFU_MAX_STEP_SECONDS", str(LIMIT))
+    engine = reread(engine)
     iid = start(engine, diagrams.after_form("slow", diagrams.script(SPIN)), "slow", "SLOW-1")
     started = time.monotonic()
     error = fails_and_changes_nothing(engine, iid)
@@ -193,7 +203,7 @@ def test_a_stuck_step_does_not_hold_up_other_cases(engine, clock) -> None:
     assert entered.wait(10), "the stuck step did not start"
     started = time.monotonic()
     engine.runtime.complete_task(open_task(engine, other, "fill"), {}, actor="bob")
-    assert engine.runtime.run_due_timers(worker="w1") == 1
+    assert engine.management.run_due_timers(worker="w1") == 1
     elapsed = time.monotonic() - started
     spinner.join(10)
 

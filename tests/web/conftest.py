@@ -60,7 +60,7 @@ def web_template(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory
         create_demo_users(session, now=clock.now())
     for diagram in [*seed_diagrams(), DEMO_DIAGRAM, WEB_DIAGRAM]:
         engine.deploy(diagram.read_bytes(), filename=diagram.name, actor="test")
-    db._engines.pop(url).dispose()
+    db.dispose(url)
     return path
 
 
@@ -70,8 +70,7 @@ def web_db_url(web_template: Path, tmp_path: Path) -> Iterator[str]:
     shutil.copy(web_template, path)
     url = f"sqlite:///{path}"
     yield url
-    if url in db._engines:
-        db._engines.pop(url).dispose()
+    db.dispose(url)
 
 
 @pytest.fixture

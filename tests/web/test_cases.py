@@ -100,7 +100,7 @@ def test_case_page_shows_deadlines_timeline_and_diagram_markers(client, web_engi
 def test_overdue_elements_are_marked(client, web_engine, clock):
     case = start_case(web_engine)
     clock.set("2026-10-10T09:00:00")
-    web_engine.runtime.run_due_timers()
+    web_engine.management.run_due_timers()
     login(client, "pa_accept")
     html = client.get(f"/cases/{case.business_key}").get_data(as_text=True)
     markers = json.loads(re.search(r'id="case-diagram-markers">(.*?)</script>', html, re.S).group(1))
@@ -188,7 +188,7 @@ def test_timeline_names_codes_and_records_a_moved_deadline(client, web_engine):
     case = start_case(web_engine)
     with web_engine.session() as session:
         timer_id = session.scalar(select(Timer.id).where(Timer.status == "waiting"))
-    web_engine.runtime.reschedule_timer(timer_id, "2026-10-16T23:59:59", reason="与企业约定办结日期",
+    web_engine.management.reschedule_timer(timer_id, "2026-10-16T23:59:59", reason="与企业约定办结日期",
                                         actor="pa_accept")
     login(client, "pa_accept")
     html = client.get(f"/cases/{case.business_key}").get_data(as_text=True)

@@ -108,12 +108,9 @@ def test_task_completed_by_someone_else_shows_a_chinese_message(client, web_engi
 
 
 def test_task_claimed_by_someone_else_cannot_be_completed(client, web_engine):
-    from engine import tasks
-
     case = start_case(web_engine)
     guid = open_task_guid(web_engine, case.business_key, "accept")
-    with web_engine.session() as session:
-        tasks.claim(session, guid, "pa_colleague")
+    web_engine.tasks.claim(guid, "pa_colleague")
     login(client, "pa_accept")
     before = _state(web_engine, case.business_key)
     response = post_form(client, f"/tasks/{guid}", GOOD, form_url=f"/cases/{case.business_key}")

@@ -31,15 +31,25 @@ class CliState:
     def __init__(self, json_output: bool) -> None:
         self.json = json_output
         self.document: Any = None  # --json: the one document JsonGroup prints when the command ends
-        self._engine = None
+        self._engine: Any = None
+        self._settings: Any = None
 
     @property
-    def engine(self):  # noqa: ANN201 - engine.process_engine.ProcessEngine
-        if self._engine is None:
-            import handlers  # noqa: F401 - registers the service-task handlers
-            from engine.process_engine import ProcessEngine
+    def settings(self) -> Any:
+        """The settings (:class:`web.settings.Settings`), read from the environment once."""
+        if self._settings is None:
+            from web.settings import Settings
 
-            self._engine = ProcessEngine()
+            self._settings = Settings.from_env()
+        return self._settings
+
+    @property
+    def engine(self) -> Any:
+        """The engine, built the way ``create_app`` builds it (:func:`web.engine.build_engine`)."""
+        if self._engine is None:
+            from web.engine import build_engine
+
+            self._engine = build_engine(self.settings)
         return self._engine
 
     def out(self, human: str, data: Any = None) -> None:
@@ -148,4 +158,16 @@ def main(ctx: click.Context, json_output: bool) -> None:
 pass_state = click.make_pass_decorator(CliState)
 
 # each module adds its commands: api_clients (intake API), briefing/outbox/units (domain), users (web accounts)
-from . import api_clients, audit, briefing, cases, deploy, outbox, setup, units, users, workdays  # noqa: E402,F401
+from . import (  # noqa: E402,F401
+    api_clients,
+    audit,
+    briefing,
+    cases,
+    deploy,
+    outbox,
+    settings,
+    setup,
+    units,
+    users,
+    workdays,
+)

@@ -6,11 +6,6 @@ import json
 import sys
 
 import click
-from sqlalchemy import func, select
-
-from engine import history
-from engine.errors import NotFoundError
-from engine.models import Instance
 
 from . import main, pass_state, reports_errors
 
@@ -25,9 +20,8 @@ def audit() -> None:
 @reports_errors
 def verify(state) -> None:  # noqa: ANN001
     """Check every event row; exit 1 and name each bad row if anything was edited, inserted or deleted."""
-    with state.engine.session() as session:
-        problems = history.verify(session)
-        count = session.scalar(select(func.count()).select_from(Instance)) or 0
+    problems = state.engine.history.verify()
+    count = state.engine.history.count_instances()
     if state.json:
         state.out("", {"ok": not problems, "problems": [p.__dict__ for p in problems]})
     elif problems:
@@ -40,15 +34,6 @@ def verify(state) -> None:  # noqa: ANN001
         sys.exit(1)
 
 
-def _resolve(session, case: str) -> int:  # noqa: ANN001
-    inst = session.scalar(select(Instance).where(Instance.business_key == case))
-    if inst is None and case.isdigit():
-        inst = session.get(Instance, int(case))
-    if inst is None:
-        raise NotFoundError(f"案件不存在: {case}")
-    return inst.id
-
-
 @audit.command()
 @click.argument("case")
 @click.option("--step", type=int, default=None, help="event number K (default: the newest)")
@@ -56,8 +41,8 @@ def _resolve(session, case: str) -> int:  # noqa: ANN001
 @reports_errors
 def replay(state, case: str, step: int | None) -> None:  # noqa: ANN001
     """Print the active and completed tasks and the case data as they were after event K."""
-    with state.engine.session() as session:
-        st = history.replay(session, _resolve(session, case), step)
+    history = state.engine.history
+    st = history.replay(history.instance_id(case), step)
     if state.json:
         state.out("", {"instance": st.instance_id, "step": st.step, "at": st.at, "actor": st.actor,
                        "action": st.action, "active": st.active, "completed": st.completed, "data": st.data})

@@ -19,9 +19,9 @@ from . import main, pass_state, reports_errors
 @reports_errors
 def briefing(state, month: str, region: str | None, xlsx_path: str | None) -> None:  # noqa: ANN001
     """Per unit: received, answered on time / late, carried, supervisions and satisfaction of MONTH."""
-    from handlers import ledger_report
+    from web.read import ledger as ledger_report
 
-    with state.engine.session() as session:
+    with state.engine.read() as session:
         report = ledger_report.briefing(session, month, region)
     if xlsx_path:
         from web.exports import briefing_sheet

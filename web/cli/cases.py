@@ -53,12 +53,12 @@ def task() -> None:
 @pass_state
 @reports_errors
 def task_list(state, groups: tuple[str, ...], user: str | None) -> None:  # noqa: ANN001
-    from engine import tasks
+    from engine.tasks import TaskQuery
 
-    with state.engine.session() as session:
-        rows = tasks.open_tasks(session, groups=list(groups) or None, user=user)
-        data = [{"task": r.task_guid, "instance": r.instance_id, "element": r.spec_id, "name": r.name,
-                 "groups": r.candidate_groups, "assignee": r.assignee, "due_at": r.due_at} for r in rows]
+    query = TaskQuery(groups=tuple(groups) if groups else None if user is None else (), assignee=user)
+    rows = state.engine.tasks.query(query, page_size=1000).rows
+    data = [{"task": r.task_guid, "instance": r.instance_id, "element": r.spec_id, "name": r.name,
+             "groups": ",".join(r.candidate_groups), "assignee": r.assignee, "due_at": r.due_at} for r in rows]
     if state.json:
         state.out("", data)
         return

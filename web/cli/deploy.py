@@ -37,22 +37,12 @@ def _read(path: Path, limit: int) -> bytes:
 @reports_errors
 def deploy(state, files: tuple[Path, ...], actor: str | None) -> None:  # noqa: ANN001
     """Deploy BPMN files. All are validated first; a refused file changes nothing."""
-    from engine import repository
-
-    engine = state.engine
-    contents = [(path, _read(path, repository.MAX_DIAGRAM_BYTES)) for path in files]
-    results = []
-    with engine.session() as session:
-        for path, content in contents:
-            try:
-                result = repository.deploy(session, content, filename=path.name, actor=actor,
-                                           now=engine.clock.now(), services=engine.services)
-            except DeploymentError as exc:
-                exc.message = f"{path.name}: {exc.message}"
-                raise
-            d = result.deployment
-            results.append({"file": str(path), "process": d.process_key, "version": d.version,
-                            "created": result.created, "hash": d.content_hash})
+    repository = state.engine.repository
+    contents = [(path, _read(path, repository.max_bytes)) for path in files]
+    deployed = repository.deploy_many([(path.name, content) for path, content in contents], actor=actor)
+    results = [{"file": str(path), "process": r.deployment.process_key, "version": r.deployment.version,
+                "created": r.created, "hash": r.deployment.content_hash}
+               for (path, _), r in zip(contents, deployed, strict=True)]
     if state.json:
         state.out("", results)
         return

@@ -7,7 +7,7 @@ The default sender only logs (no SMS gateway is configured in this project); a d
 from __future__ import annotations
 
 import importlib
-import os
+from typing import Any
 
 import click
 
@@ -16,10 +16,11 @@ from engine.errors import QifuError
 from . import main, pass_state, reports_errors
 
 
-def _sender():  # noqa: ANN202 - a handlers.notify.Sender
+def _sender(state: Any) -> Any:
+    """The configured outbox sender (``QIFU_SENDER``), else the logging one."""
     from handlers.notify import LoggingSender
 
-    spec = os.environ.get("QIFU_SENDER")
+    spec = state.settings.sender
     if not spec:
         return LoggingSender()
     module, _, name = spec.partition(":")
@@ -43,7 +44,7 @@ def outbox_send(state, limit: int, max_attempts: int) -> None:  # noqa: ANN001
     """Deliver pending messages through the configured sender."""
     from handlers.notify import deliver_pending
 
-    sender = _sender()
+    sender = _sender(state)
     with state.engine.session() as session:
         report = deliver_pending(session, sender, state.engine.clock.now(), limit=limit, max_attempts=max_attempts)
     state.out(f"已发送 {report.sent} 条，失败 {report.failed} 条", report.__dict__)

@@ -24,13 +24,12 @@ def init(state, demo: bool) -> None:  # noqa: ANN001
     """
     from sqlalchemy.engine import make_url
 
-    from engine import calendar, migrate
+    from engine import migrate
     from handlers import reference
 
     database = make_url(state.engine.url).render_as_string(hide_password=True)
     migrate.upgrade(state.engine.url)
-    with state.engine.session() as session:
-        days = calendar.seed_from_chinesecalendar(session, state.engine.clock.now())
+    days = state.engine.calendar.seed()
     say = (lambda line: None) if state.json else click.echo
     say(f"数据库已就绪: {database}；工作日历写入 {days} 天")
     with state.engine.session() as session:
@@ -54,11 +53,7 @@ def init(state, demo: bool) -> None:  # noqa: ANN001
 def _scheduler(engine):  # noqa: ANN001, ANN202
     from engine import jobs
 
-    def next_due():  # noqa: ANN202
-        with engine.session() as session:
-            return jobs.next_due(session)
-
-    return jobs.TimerScheduler(engine.runtime.run_due_timers, next_due)
+    return jobs.TimerScheduler(engine.management.run_due_timers, engine.management.next_due)
 
 
 @main.command()

@@ -19,13 +19,12 @@ from datetime import date
 from typing import Any
 
 import click
-from sqlalchemy import func, select
 
-from engine import calendar
-from engine.calendar import load_calendar, track_provisional
+from engine.calendar import track_provisional
 from engine.clock import SHANGHAI, to_utc
 from engine.errors import QifuError
-from engine.models import Timer
+from engine.management import RecomputeReport
+from engine.schedule_file import import_source, read_schedule_file
 
 from . import main, pass_state, reports_errors
 
@@ -59,13 +58,12 @@ def workdays() -> None:
 @reports_errors
 def add(state, start: str, n: int) -> None:  # noqa: ANN001
     """Print the N-th working day after START (counting starts the day after START)."""
-    with state.engine.session() as session:
-        cal = load_calendar(session)
-        with track_provisional() as tracker:
-            try:
-                result = cal.add_working_days(_date(start), n)
-            except ValueError as exc:
-                raise QifuError(str(exc)) from None
+    cal = state.engine.calendar.snapshot()
+    with track_provisional() as tracker:
+        try:
+            result = cal.add_working_days(_date(start), n)
+        except ValueError as exc:
+            raise QifuError(str(exc)) from None
     years = sorted(tracker.years)
     state.out(result.isoformat() + (f"  (暂定 provisional: {', '.join(map(str, years))} 年官方安排未载入，按备用规则计算)"
                                     if tracker.provisional else ""),
@@ -82,8 +80,7 @@ def show(state, month: str) -> None:  # noqa: ANN001
     match = re.fullmatch(r"(\d{4})-(\d{2})", month.strip())
     if not match:
         raise QifuError(f"月份格式应为 YYYY-MM: {month}")
-    with state.engine.session() as session:
-        view = calendar.month_view(session, int(match.group(1)), int(match.group(2)))
+    view = state.engine.calendar.month(int(match.group(1)), int(match.group(2)))
     data = {"month": f"{view.year}-{view.month:02d}", "official": view.official, "provisional": not view.official,
             "year_source": view.year_source,
             "days": [{"date": d.day.isoformat(), "workday": d.is_workday, "note": d.note, "source": d.source}
@@ -130,9 +127,7 @@ def set_(state, day: str, kind: str, note: str | None, actor: str) -> None:  # n
         raise QifuError(f"类型应为 work (上班) 或 rest (休息): {kind}")
     working = DAY_KINDS[kind.strip().lower()]
     when = _date(day)
-    with state.engine.session() as session:
-        official = calendar.set_day(session, when, working, note.strip() if note else None,
-                                    state.engine.clock.now())
+    official = state.engine.calendar.set_day(when, working, note.strip() if note else None)
     status = (f"{when.year} 年为官方安排" if official
               else f"{when.year} 年尚无官方安排，其他日期仍按备用规则，涉及该年的期限仍为暂定")
     state.out(f"{when} (周{WEEKDAYS[when.weekday()]}) 已设为{'工作日' if working else '休息日'}"
@@ -141,11 +136,9 @@ def set_(state, day: str, kind: str, note: str | None, actor: str) -> None:  # n
               {"date": when.isoformat(), "workday": working, "note": note, "official": official, "actor": actor})
 
 
-def _print_recompute(state: Any, report: calendar.RecomputeReport, head: dict[str, Any], lines: list[str]) -> None:
+def _print_recompute(state: Any, report: RecomputeReport, head: dict[str, Any], lines: list[str]) -> None:
     """Report moved deadlines, deadlines that only lost their provisional flag, and failures."""
-    with state.engine.session() as session:
-        still = session.scalar(select(func.count(Timer.id)).where(Timer.status == "waiting",
-                                                                  Timer.provisional.is_(True)))
+    still = state.engine.management.count_waiting(provisional=True)
     moved = report.moved
     confirmed = [c for c in report.changes if c["from"] == c["to"]]
     lines.append(f"重新计算期限: 检查 {report.checked} 个，期限调整 {len(moved)} 个，"
@@ -179,16 +172,14 @@ def import_(state, file: str, actor: str) -> None:  # noqa: ANN001
     The file is validated completely and the year written in one transaction before any deadline moves; a
     bad file changes nothing (exit 2).
     """
-    schedule = calendar.read_schedule_file(file)
-    source = calendar.import_source(file)
-    with state.engine.session() as session:
-        result = calendar.import_schedule(session, schedule, source=source, now=state.engine.clock.now())
+    schedule = read_schedule_file(file)
+    result = state.engine.calendar.load_year(schedule, source=import_source(file))
     lines = [f"已载入 {result.year} 年官方作息安排 (来源 {result.source})：全年 {result.days} 天，休息日 "
              f"{result.rest_days} 天；文件列出放假 {result.holidays} 天、调休上班 {result.makeup_days} 天。"]
     if result.replaced:
         lines.append(f"替换了原有的官方安排 ({result.replaced})，因此检查全部等待中的期限。")
-    report = calendar.recompute_deadlines(
-        state.engine.runtime, reason=f"载入 {result.year} 年官方作息安排 ({result.source})", actor=actor,
+    report = state.engine.management.recompute_deadlines(
+        reason=f"载入 {result.year} 年官方作息安排 ({result.source})", actor=actor,
         everything=result.replaced is not None)
     _print_recompute(state, report, {"year": result.year, "source": result.source, "days": result.days,
                                      "rest_days": result.rest_days, "holidays": result.holidays,
@@ -202,6 +193,6 @@ def import_(state, file: str, actor: str) -> None:  # noqa: ANN001
 @reports_errors
 def recompute(state, everything: bool, actor: str) -> None:  # noqa: ANN001
     """Recompute waiting deadlines against the calendar as it is now (provisional ones unless --all)."""
-    report = calendar.recompute_deadlines(state.engine.runtime, reason="按当前工作日历重新计算", actor=actor,
-                                          everything=everything)
+    report = state.engine.management.recompute_deadlines(reason="按当前工作日历重新计算", actor=actor,
+                                                         everything=everything)
     _print_recompute(state, report, {"all": everything}, [])

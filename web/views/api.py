@@ -27,20 +27,26 @@ Design choices, and why:
 
 from __future__ import annotations
 
+import base64
 import hashlib
-import hmac
 import json
+import os
 import re
 import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine.errors import QifuError
+from engine.forms import text_problem
 from web.intake_models import ApiClient, IdempotencyRecord
 from web.links import base_url, external_url
 
@@ -51,7 +57,6 @@ bp = Blueprint("api", __name__)
 FIELDS = ("channel", "category", "enterprise_name", "credit_code", "contact_name", "contact_phone",
           "contact_id_number", "title", "description")
 KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,200}$")  # printable ASCII, no spaces
-SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 # --- tokens ---------------------------------------------------------------------------------------------
@@ -88,21 +93,34 @@ def create_client(db: Session, name: str, channels: list[str], now: datetime,
     return client, token
 
 
+_SEALED = "v2:"  # AES-GCM; records sealed before (a hand-made XOR keystream) cannot be opened any more
+
+
+def _sealing_key(bearer: str) -> bytes:
+    """A key only the client can bring: derived (HKDF-SHA256) from its bearer token, which the database holds
+    only as a hash."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                info=b"qifu idempotency record: tracking token").derive(bearer.encode("utf-8"))
+
+
 def _seal(token: str, bearer: str, key: str) -> str:
-    """Encrypt the tracking token for the idempotency record with a one-time keystream.
-
-    The keystream is derived from the client's bearer token (the database keeps only its hash) and the
-    idempotency key, unique per record; only a genuine retry, which presents both, can recover the token.
-    """
-    data = token.encode("utf-8")
-    stream = hashlib.shake_256(hmac.new(bearer.encode(), key.encode(), hashlib.sha256).digest()).digest(len(data))
-    return bytes(a ^ b for a, b in zip(data, stream, strict=True)).hex()
+    """Encrypt the tracking token for the idempotency record (AES-256-GCM from ``cryptography``, the
+    idempotency key as associated data): only a genuine retry, presenting the same bearer token and key,
+    recovers it."""
+    nonce = os.urandom(12)
+    sealed = AESGCM(_sealing_key(bearer)).encrypt(nonce, token.encode("utf-8"), key.encode("utf-8"))
+    return _SEALED + base64.urlsafe_b64encode(nonce + sealed).decode("ascii")
 
 
-def _unseal(sealed: str, bearer: str, key: str) -> str:
-    data = bytes.fromhex(sealed)
-    stream = hashlib.shake_256(hmac.new(bearer.encode(), key.encode(), hashlib.sha256).digest()).digest(len(data))
-    return bytes(a ^ b for a, b in zip(data, stream, strict=True)).decode("utf-8")
+def _unseal(sealed: str, bearer: str, key: str) -> str | None:
+    """The tracking token of a record, or None when it cannot be opened (an older record's format)."""
+    if not sealed.startswith(_SEALED):
+        return None
+    raw = base64.urlsafe_b64decode(sealed[len(_SEALED):])
+    try:
+        return AESGCM(_sealing_key(bearer)).decrypt(raw[:12], raw[12:], key.encode("utf-8")).decode("utf-8")
+    except InvalidTag:
+        return None
 
 
 # --- responses ------------------------------------------------------------------------------------------
@@ -176,15 +194,6 @@ def _validate_body(body: dict[str, Any], client: ApiClient) -> tuple[dict[str, A
     return fields, errors
 
 
-def text_problem(value: str) -> str | None:
-    """Why ``value`` cannot be stored as text, in Chinese (None: it can)."""
-    if "\x00" in value:
-        return "不能包含空字符（NUL，\\u0000）"
-    if SURROGATE.search(value):
-        return "含有无效的 Unicode 字符（孤立的代理项 \\ud800–\\udfff），请使用有效的 UTF-8 文本"
-    return None
-
-
 def _printable(name: str) -> str:
     """A field name fit to echo back in an error (escapes what cannot be encoded)."""
     return name if text_problem(name) is None else name.encode("unicode_escape").decode("ascii")
@@ -223,8 +232,8 @@ def _content_errors(client: ApiClient, fields: dict[str, Any]) -> dict[str, str]
 
 def _replay(record: IdempotencyRecord, bearer: str) -> Response:
     body = json.loads(record.response_json or "{}")
-    if record.sealed_token:
-        token = _unseal(record.sealed_token, bearer, record.key)
+    token = _unseal(record.sealed_token, bearer, record.key) if record.sealed_token else None
+    if token is not None:
         body["tracking_token"] = token
         body["tracking_url"] = external_url("public.track", token=token)
     response = jsonify(body)
@@ -322,7 +331,7 @@ def _stored_response(db: Session, business_key: str) -> dict[str, Any]:
     from handlers.models import EnterpriseCase
 
     case = db.scalar(select(EnterpriseCase).where(EnterpriseCase.business_key == business_key))
-    status = public_status(db, case)
+    status = public_status(_engine(), case)
     return {"business_key": business_key, "status": status["status"], "status_text": status["status_text"],
             "received_at": status["received_at"].isoformat(),
             "status_url": external_url("api.get_case", business_key=business_key)}
@@ -348,8 +357,8 @@ def get_case(business_key: str) -> Response:
         case = db.scalar(select(EnterpriseCase).where(EnterpriseCase.business_key == business_key)) if owned else None
         if case is None:
             return error(404, "not_found", "未找到该诉求（仅可查询本客户端提交的诉求）")
-        status = public_status(db, case)
-        timeline = public_timeline(db, case.instance_id)
+        status = public_status(_engine(), case)
+        timeline = public_timeline(_engine(), case.instance_id)
     return jsonify({
         "business_key": status["business_key"], "status": status["status"], "status_text": status["status_text"],
         "finished": status["finished"], "received_at": status["received_at"].isoformat(),

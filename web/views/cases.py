@@ -3,6 +3,8 @@ case's progress, attachments. Every URL here checks case visibility first (403 o
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import (
     Blueprint,
     Response,
@@ -18,11 +20,13 @@ from flask import (
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
-from engine.calendar import load_calendar
+from engine.errors import ConflictError
 
-from .. import attachments, labels, queries
+from .. import attachments, labels
 from ..forms import ActionForm, AttachmentForm
 from ..models import Attachment, UnmaskLog
+from ..read.case_page import attachments_of, case_deadlines, diagram_markers, timeline
+from ..read.cases import CaseSummary, case_by_key
 from ..scope import may_change_case, may_unmask
 from .common import client_ip, engine, now, require_case
 
@@ -31,18 +35,24 @@ bp = Blueprint("cases", __name__, url_prefix="/cases")
 CONTACT_FIELDS = ("contact_phone", "contact_id_number")
 
 
+def _case(session: Any, business_key: str) -> CaseSummary:
+    return require_case(case_by_key(engine(), session, business_key))
+
+
 def _render(business_key: str, *, revealed: dict[str, str] | None = None, error: str | None = None,
-            status: int = 200):  # noqa: ANN202
-    with engine().session() as session:
-        case = require_case(queries.case_by_key(session, business_key))
+            status: int = 200) -> Any:
+    qifu = engine()
+    calendar = qifu.calendar.snapshot()
+    with qifu.read() as session:
+        case = _case(session, business_key)
         instance = case.instance
-        cal = load_calendar(session)
+        events = qifu.history.events(instance.id)
         context = {
             "case": case,
-            "deadlines": queries.case_deadlines(session, instance.id, cal, now()),
-            "timeline": queries.timeline(session, instance),
-            "markers": queries.diagram_markers(session, instance, now()),
-            "files": queries.attachments_of(session, instance.id),
+            "deadlines": case_deadlines(qifu, instance, calendar, now()),
+            "timeline": timeline(qifu, session, instance, events),
+            "markers": diagram_markers(qifu, instance, events, now()),
+            "files": attachments_of(session, instance.id),
             "can_unmask": may_unmask(current_user, case.scope),
             "can_upload": may_change_case(current_user, case.scope) and instance.status == "running",
         }
@@ -69,7 +79,7 @@ def reveal(business_key: str):  # noqa: ANN201
     if name not in CONTACT_FIELDS:
         abort(400)
     with engine().session() as session:
-        case = require_case(queries.case_by_key(session, business_key))
+        case = _case(session, business_key)
         if not may_unmask(current_user, case.scope):
             abort(403)
         value = case.value(name)
@@ -82,8 +92,8 @@ def reveal(business_key: str):  # noqa: ANN201
 @login_required
 def upload(business_key: str):  # noqa: ANN201
     form = AttachmentForm()
-    with engine().session() as session:
-        case = require_case(queries.case_by_key(session, business_key))
+    with engine().read() as session:
+        case = _case(session, business_key)
     if not may_change_case(current_user, case.scope):
         abort(403)  # the user sees the case (an auditor) but may not add to it
     if case.instance.status != "running":
@@ -96,9 +106,15 @@ def upload(business_key: str):  # noqa: ANN201
                                     current_app.config["ATTACHMENT_MAX_BYTES"])
     except attachments.AttachmentRefused as exc:
         return _render(business_key, error=exc.message, status=400)
-    with engine().session() as session:
-        attachments.store(session, current_app.config["ATTACHMENT_DIR"], checked, instance_id=case.instance.id,
-                          task_guid=None, user=current_user.username, now=now())
+    try:
+        engine().runtime.record_event(
+            case.instance.id, "attachment_added", actor=current_user.username,
+            details={"filename": checked.filename, "sha256": checked.sha256, "size": len(checked.data)},
+            also=lambda session: attachments.store(session, current_app.config["ATTACHMENT_DIR"], checked,
+                                                   instance_id=case.instance.id, task_guid=None,
+                                                   user=current_user.username, now=now()))
+    except ConflictError as exc:
+        return _render(business_key, error=f"上传未成功：{exc.message}", status=409)
     flash(f"已上传附件：{checked.filename}")
     return redirect(url_for("cases.show", business_key=business_key))
 
@@ -106,8 +122,8 @@ def upload(business_key: str):  # noqa: ANN201
 @bp.get("/<business_key>/attachments/<int:attachment_id>")
 @login_required
 def download(business_key: str, attachment_id: int):  # noqa: ANN201
-    with engine().session() as session:
-        case = require_case(queries.case_by_key(session, business_key))
+    with engine().read() as session:
+        case = _case(session, business_key)
         row = session.scalar(select(Attachment).where(Attachment.id == attachment_id,
                                                       Attachment.instance_id == case.instance.id))
         if row is None:
@@ -122,7 +138,7 @@ def download(business_key: str, attachment_id: int):  # noqa: ANN201
 @login_required
 def diagram_xml(business_key: str) -> Response:
     """The BPMN XML of the version the case runs on (for bpmn-js), only to users who may see the case."""
-    with engine().session() as session:
-        case = require_case(queries.case_by_key(session, business_key))
-        xml = queries.deployment_xml(session, case.instance)
+    with engine().read() as session:
+        case = _case(session, business_key)
+    xml = engine().repository.xml(case.instance.deployment_id)
     return Response(xml, mimetype="application/xml", headers={"Cache-Control": "private, max-age=300"})

@@ -10,7 +10,7 @@ from flask_login import current_user
 
 from engine.process_engine import ProcessEngine
 
-from ..queries import CaseSummary
+from ..read.cases import CaseSummary
 from ..scope import may_see_case
 
 
@@ -42,3 +42,9 @@ def require_case(case: CaseSummary | None) -> CaseSummary:
     if case is None or not may_see_case(current_user, case.scope):
         abort(404)
     return case
+
+
+def page_number(name: str = "page") -> int:
+    """The page a list is asked for (``?page=N``), 1 for anything that is not a positive number."""
+    value = request.args.get(name, "1")
+    return int(value) if value.isdigit() and 0 < int(value) < 1_000_000 else 1

@@ -56,8 +56,7 @@ from wtforms.validators import DataRequired, Length, Optional
 
 from engine.clock import SHANGHAI, to_utc
 from engine.errors import ConflictError, FormValidationError, QifuError
-from engine.history import events_for
-from engine.models import HumanTask, Instance
+from engine.tasks import OpenTask
 from web.intake_models import RateLimitHit
 from web.links import external_url
 
@@ -252,7 +251,7 @@ STATUS_WORDS = {"handling": "办理中", "answered": "已答复", "closed": "已
 TOPIC_WORDS = {"transfer": "已交承办单位办理", "joint_review": "已组织相关部门会商办理", "escalate": "已上报协调解决"}
 
 
-def public_timeline(db: Session, instance_id: int) -> list[dict[str, Any]]:
+def public_timeline(engine: Any, instance_id: int) -> list[dict[str, Any]]:
     """The steps of one case as an enterprise should see them: when, and which step (names only).
 
     Built from the engine's history: the start, each completed user task, the transfers, joint reviews and
@@ -264,7 +263,7 @@ def public_timeline(db: Session, instance_id: int) -> list[dict[str, Any]]:
         if not steps or steps[-1]["text"] != words:
             steps.append({"at": at, "text": words})
 
-    for event in events_for(db, instance_id):
+    for event in engine.history.events(instance_id):
         at = event.at.astimezone(SHANGHAI)
         if event.action in EVENT_WORDS:
             add(at, EVENT_WORDS[event.action])
@@ -290,11 +289,10 @@ def enterprise_messages(db: Session, instance_id: int) -> list[dict[str, Any]]:
     return [{"at": to_utc(r.created_at).astimezone(SHANGHAI), "text": r.body} for r in rows]
 
 
-def public_status(db: Session, case: Any) -> dict[str, Any]:
+def public_status(engine: Any, case: Any) -> dict[str, Any]:
     """Status of one case for the enterprise (tracking page) and the API client that created it."""
-    instance = db.get(Instance, case.instance_id)
-    current = [row.name for row in db.scalars(select(HumanTask).where(HumanTask.instance_id == case.instance_id)
-                                              .order_by(HumanTask.id)) if row.name]
+    instance = engine.runtime.instances([case.instance_id]).get(case.instance_id)
+    current = [t.name for t in engine.tasks.of_instances([case.instance_id]).get(case.instance_id, []) if t.name]
     finished = instance is not None and instance.status != "running"
     status = case.ledger_status or "handling"
     return {
@@ -309,12 +307,11 @@ def public_status(db: Session, case: Any) -> dict[str, Any]:
     }
 
 
-def _rating_task(db: Session, instance_id: int) -> HumanTask | None:
-    from engine.tasks import split_groups
-
-    for row in db.scalars(select(HumanTask).where(HumanTask.instance_id == instance_id).order_by(HumanTask.id)):
-        if ENTERPRISE_GROUP in split_groups(row.candidate_groups):
-            return row
+def _rating_task(engine: Any, instance_id: int) -> OpenTask | None:
+    """The task that waits for the enterprise's rating (offered to the group ``企业``), if one is open."""
+    for task in engine.tasks.of_instances([instance_id]).get(instance_id, []):
+        if ENTERPRISE_GROUP in task.candidate_groups:
+            return task
     return None
 
 
@@ -342,7 +339,7 @@ def track(token: str) -> Any:
         case = _case_for_token(db, token)
         if case is None:
             return not_found_page()
-        rating_task = _rating_task(db, case.instance_id)
+        rating_task = _rating_task(engine, case.instance_id)
         task_guid = rating_task.task_guid if rating_task else None
     status_code = 200
     if request.method == "POST":
@@ -372,10 +369,10 @@ def track(token: str) -> Any:
             status_code = 422
     with engine.session() as db:
         case = _case_for_token(db, token)
-        status = public_status(db, case)
-        timeline = public_timeline(db, case.instance_id)
+        status = public_status(engine, case)
+        timeline = public_timeline(engine, case.instance_id)
         messages = enterprise_messages(db, case.instance_id)
-        rating_open = _rating_task(db, case.instance_id) is not None
+        rating_open = _rating_task(engine, case.instance_id) is not None
     response = make_response(render_template("public/track.html", status=status, timeline=timeline,
                                              messages=messages, rating_open=rating_open, form=form), status_code)
     return _private(response)

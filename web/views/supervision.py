@@ -1,7 +1,7 @@
 """The supervisor's pages: the supervision ledger (台账, FH-8 / PA-7) with its .xlsx export, the tracking view
 (跟踪督办, PA-9) and the monthly briefing (月度简报, FH-10) with its .xlsx download.
 
-The numbers come from :mod:`handlers.ledger_report` only — the CLI's briefing and this page must never
+The numbers come from :mod:`web.read.ledger` only — the CLI's briefing and this page must never
 disagree, so nothing is recounted here. The views add two things: who may look (the supervising roles of
 :data:`SUPERVISION_ROLES`, everyone else gets 403) and which cases: exactly those the case page would show the
 user (:func:`web.scope.visible_cases`) — a station's office sees its own station, a region's supervisor the
@@ -11,22 +11,34 @@ region, and never another region.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, render_template, request
 from flask_login import current_user
 
-from engine.calendar import load_calendar
-from engine.clock import SHANGHAI, to_utc
+from engine.clock import SHANGHAI
 from engine.errors import QifuError
-from handlers import ledger_report
 from handlers.models import LEDGER_STATUS_NAMES
 
-from .. import exports, queries
+from .. import exports
+from ..read.cases import CodeNames
+from ..read.inbox import filter_choices
+from ..read.ledger import (
+    COLUMNS,
+    REGION_NAMES,
+    Briefing,
+    LedgerQuery,
+    ledger_counts,
+    ledger_page,
+    ledger_rows,
+    month_bounds,
+    open_cases_page,
+)
+from ..read.ledger import briefing as monthly_briefing
+from ..read.ledger import tracking as tracking_by_unit
 from ..scope import visible_cases
 from ..spreadsheet import XLSX_MIME, export_notes, workbook_bytes
-from .common import engine, now
+from .common import engine, now, page_number
 
 bp = Blueprint("supervision", __name__, url_prefix="/supervision")
 
@@ -70,38 +82,38 @@ class LedgerFilters:
     status: str = ""
     unit: str = ""
     month: str = ""
+    overdue: str = ""
 
     @classmethod
     def from_args(cls, args: Any) -> LedgerFilters:
         status = (args.get("status") or "").strip()
         return cls(status if status in LEDGER_STATUS_NAMES else "", (args.get("unit") or "").strip()[:50],
-                   (args.get("month") or "").strip()[:7])
+                   (args.get("month") or "").strip()[:7], "1" if args.get("overdue") == "1" else "")
 
-
-def _ledger_rows(session: Any, filters: LedgerFilters) -> list[ledger_report.LedgerRow]:
-    """The ledger of the user's region with the page's filters; a bad month raises :class:`QifuError`."""
-    rows = ledger_report.ledger(session, region=current_user.region, status=filters.status or None,
-                                unit=filters.unit or None, now=now(), where=visible_cases(current_user))
-    if filters.month:
-        start, end = ledger_report.month_bounds(filters.month)
-        rows = [r for r in rows if start <= to_utc(r.received_at) < end]
-    return rows
+    def query(self) -> LedgerQuery:
+        """The page's filters within what the user may see (a bad month raises :class:`QifuError`)."""
+        if self.month:
+            month_bounds(self.month)
+        return LedgerQuery(where=visible_cases(current_user), region=current_user.region,
+                           status=self.status or None, unit=self.unit or None, month=self.month or None,
+                           overdue=bool(self.overdue))
 
 
 @bp.get("/ledger")
 def ledger() -> Any:
     filters = LedgerFilters.from_args(request.args)
-    with engine().session() as session:
+    qifu = engine()
+    with qifu.read() as session:
         try:
-            rows = _ledger_rows(session, filters)
+            page = ledger_page(qifu, session, filters.query(), now=now(), page=page_number())
         except QifuError as exc:
             return _bad_request(exc.message)
-        counts = ledger_report.ledger_counts(session, current_user.region, visible_cases(current_user))
-        codes = queries.CodeNames.load(session)
-        units = queries.filter_choices(session, current_user).units
+        counts = ledger_counts(session, current_user.region, visible_cases(current_user))
+        codes = CodeNames.load(session)
+        units = filter_choices(qifu, session, current_user).units
     args = {k: v for k, v in vars(filters).items() if v}
-    return render_template("supervision/ledger.html", rows=rows, counts=counts, codes=codes, units=units,
-                           filters=filters, args=args, statuses=LEDGER_STATUS_NAMES, now=now())
+    return render_template("supervision/ledger.html", page=page, rows=page.rows, counts=counts, codes=codes,
+                           units=units, filters=filters, args=args, statuses=LEDGER_STATUS_NAMES, now=now())
 
 
 def _download(data: bytes, filename: str) -> Response:
@@ -114,17 +126,20 @@ def _notes(filters: dict[str, str]) -> list[str]:
 
 @bp.get("/ledger.xlsx")
 def ledger_xlsx() -> Any:
-    """The ledger as filtered on the page, one row per case, as an .xlsx workbook."""
+    """The ledger as filtered on the page, every row of it, as an .xlsx workbook (rows read in batches)."""
     filters = LedgerFilters.from_args(request.args)
-    with engine().session() as session:
+    qifu = engine()
+    with qifu.read() as session:
         try:
-            rows = _ledger_rows(session, filters)
+            query = filters.query()
         except QifuError as exc:
             return _bad_request(exc.message)
-        codes = queries.CodeNames.load(session)
-    shown = {"台账状态": LEDGER_STATUS_NAMES.get(filters.status, ""),
-             "单位": codes.units.get(filters.unit, filters.unit), "受理月份": filters.month}
-    data = workbook_bytes(exports.ledger_sheet(rows, codes, _notes(shown)))
+        codes = CodeNames.load(session)
+        shown = {"台账状态": LEDGER_STATUS_NAMES.get(filters.status, ""),
+                 "单位": codes.units.get(filters.unit, filters.unit), "受理月份": filters.month,
+                 "只看逾期": "是" if filters.overdue else ""}
+        data = workbook_bytes(exports.ledger_sheet(ledger_rows(qifu, session, query, now=now()), codes,
+                                                   _notes(shown)))
     stamp = now().astimezone(SHANGHAI).strftime("%Y%m%d")
     return _download(data, f"督办台账-{stamp}.xlsx")
 
@@ -132,25 +147,23 @@ def ledger_xlsx() -> Any:
 # --- 跟踪督办 --------------------------------------------------------------------------------------------
 @bp.get("/tracking")
 def tracking() -> str:
-    """Open cases per accepting station/unit and stage, the open cases overdue first, and the average
+    """Open cases per accepting station/unit and stage, the open cases overdue first (paged), and the average
     handling time in working days (PA-9)."""
     at = now()
-    with engine().session() as session:
-        scope = visible_cases(current_user)
-        units = ledger_report.tracking(session, load_calendar(session), region=current_user.region, now=at,
-                                       where=scope)
-        rows = ledger_report.ledger(session, region=current_user.region, now=at, where=scope)
-    open_rows = [r for r in rows if r.case_status == "running" and r.ledger_status != "closed"]
-    far = datetime.max.replace(tzinfo=at.tzinfo)
-    open_rows.sort(key=lambda r: (not r.overdue, to_utc(r.deadline) if r.deadline else far, r.business_key))
-    return render_template("supervision/tracking.html", units=units, open_rows=open_rows, now=at,
+    qifu = engine()
+    scope = visible_cases(current_user)
+    with qifu.read() as session:
+        units = tracking_by_unit(qifu, session, region=current_user.region, now=at, where=scope)
+        page = open_cases_page(qifu, session, region=current_user.region, now=at, where=scope,
+                               page=page_number())
+    return render_template("supervision/tracking.html", units=units, open_rows=page.rows, page=page, now=at,
                            total_open=sum(u.open for u in units), total_overdue=sum(u.overdue for u in units))
 
 
 # --- 月度简报 --------------------------------------------------------------------------------------------
-def _briefing(month: str) -> ledger_report.Briefing:
-    with engine().session() as session:
-        return ledger_report.briefing(session, month, current_user.region, visible_cases(current_user))
+def _briefing(month: str) -> Briefing:
+    with engine().read() as session:
+        return monthly_briefing(session, month, current_user.region, visible_cases(current_user))
 
 
 @bp.get("/briefing")
@@ -160,8 +173,8 @@ def briefing() -> Any:
         report = _briefing(month)
     except QifuError as exc:
         return _bad_request(exc.message)
-    return render_template("supervision/briefing.html", report=report, columns=ledger_report.COLUMNS[1:],
-                           region_name=ledger_report.REGION_NAMES.get(report.region, ""))
+    return render_template("supervision/briefing.html", report=report, columns=COLUMNS[1:],
+                           region_name=REGION_NAMES.get(report.region, ""))
 
 
 @bp.get("/briefing.xlsx")

@@ -1,0 +1,96 @@
+"""An instance's saved state: SpiffWorkflow's serialisation of the workflow *without* its spec, versioned.
+
+The spec lives once per deployment version (:mod:`engine.repository`), so a case's state is only what
+happened: its task tree (compacted, :mod:`engine.compaction`), data and events. The state is written through
+SpiffWorkflow's public serializer — :meth:`BpmnWorkflowSerializer.configure` with a converter of our own for
+the top-level workflow, :meth:`~BpmnWorkflowSerializer.serialize_json` and
+:meth:`~BpmnWorkflowSerializer.from_dict` — and carries the serializer's version. On load the stored version
+is honoured: a state saved by an older SpiffWorkflow is migrated with SpiffWorkflow's own migrations (which
+expect the spec inside the document, so it is put in for the migration and taken out again); a version this
+code does not know is refused, never guessed at.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from uuid import UUID
+
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, WorkflowConverter
+from SpiffWorkflow.bpmn.serializer.migration.version_migration import MIGRATIONS
+from SpiffWorkflow.bpmn.serializer.workflow import VERSION as SPIFF_VERSION
+from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer
+
+from . import compaction
+from .bpmn import serializer_config
+from .errors import QifuError
+
+STATE_VERSION = SPIFF_VERSION  # the format of state_json: SpiffWorkflow's serializer version (1.5)
+_SPEC = "qifu_spec"  # where the spec objects wait while a state is restored (never stored)
+
+
+class _SpeclessWorkflowConverter(BpmnWorkflowConverter):
+    """The top-level workflow without its spec: the spec is given back on restore, from the deployment."""
+
+    def to_dict(self, workflow: BpmnWorkflow) -> dict[str, Any]:
+        dct = WorkflowConverter.to_dict(self, workflow)
+        dct["subprocesses"] = self.mapping_to_dict(workflow.subprocesses)
+        dct["bpmn_events"] = self.registry.convert(workflow.bpmn_events)
+        return dct
+
+    def from_dict(self, dct: dict[str, Any]) -> BpmnWorkflow:
+        spec, subprocess_specs = dct.pop(_SPEC)
+        workflow = self.target_class(spec, subprocess_specs, deserializing=True)
+        workflow.tasks = self.mapping_from_dict(dct["tasks"], UUID, workflow=workflow)
+        workflow.task_tree = workflow.tasks.get(UUID(dct["root"]))
+        self.set_default_attributes(workflow, dct)
+        self.subprocesses_from_dict(dct["subprocesses"], workflow)
+        workflow.bpmn_events = self.registry.restore(dct.pop("bpmn_events", []))
+        return workflow
+
+
+def _serializer() -> BpmnWorkflowSerializer:
+    config = serializer_config()
+    config[BpmnWorkflow] = _SpeclessWorkflowConverter
+    return BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(config), version=STATE_VERSION)
+
+
+_state = _serializer()
+_specs = BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(serializer_config()))  # to migrate old states
+_WORKFLOW_TYPENAME = _state.registry.typenames[BpmnWorkflow]
+
+
+def dump_state(workflow: BpmnWorkflow) -> str:
+    """Serialise the instance state, after compacting its task tree (see :mod:`engine.compaction`).
+
+    Compaction changes ``workflow`` in place, so call this last in a step. The JSON is compact and keeps
+    Chinese text as it is (a third of the bytes of ``\\u`` escapes).
+    """
+    compaction.compact(workflow)
+    dct = _state.to_dict(workflow)
+    dct[_state.VERSION_KEY] = STATE_VERSION
+    return json.dumps(dct, separators=(",", ":"), ensure_ascii=False)
+
+
+def load_state(state_json: str, spec: Any, subprocess_specs: dict[str, Any]) -> BpmnWorkflow:
+    """The workflow a saved state describes, on the given spec; an older format is migrated first."""
+    dct = json.loads(state_json)
+    version = dct.pop(_state.VERSION_KEY, None)
+    if version != STATE_VERSION:
+        _migrate(dct, version, spec, subprocess_specs)
+    dct[_SPEC] = (spec, subprocess_specs)
+    dct.setdefault("typename", _WORKFLOW_TYPENAME)  # states saved before this module omitted it
+    return _state.from_dict(dct)
+
+
+def _migrate(dct: dict[str, Any], version: str | None, spec: Any, subprocess_specs: dict[str, Any]) -> None:
+    """Bring a state saved in an older SpiffWorkflow format up to date with SpiffWorkflow's migrations."""
+    if version not in MIGRATIONS:
+        raise QifuError(f"无法读取案件状态：未知的存储格式版本 {version!r}（本系统为 {STATE_VERSION}）",
+                        version=version)
+    dct["spec"] = _specs.to_dict(spec)
+    dct["subprocess_specs"] = {name: _specs.to_dict(sub) for name, sub in subprocess_specs.items()}
+    MIGRATIONS[version](dct)
+    dct.pop("spec", None)
+    dct.pop("subprocess_specs", None)

@@ -1,0 +1,409 @@
+"""The supervisors' read model over the ledger: the supervision ledger (FH-8, PA-7), the office's tracking
+view (PA-9) and the monthly briefing (FH-10).
+
+Everything comes from the domain tables the handlers keep (``enterprise_case``, ``case_unit``, ``rating``,
+``supervision``) joined with the engine's read models of instances and open tasks (``runtime.view()``,
+``tasks.view()``): counting, filtering and paging happen in the database, so a page costs the same in a
+centre's first month and in its tenth year. Months and days are Asia/Shanghai.
+
+Attribution for the briefing: a case counts for every unit that handled or co-handled it (``case_unit``);
+a case nobody was transferred to (answered by the centre or the station itself) counts for its accepting
+unit. "Received" for a handling unit means *transferred to it* in the month. The briefing reads only the
+cases the month touched (received, answered, rated or supervised in it, or still carried at its end).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select
+from sqlalchemy.orm import Session
+
+from engine.clock import SHANGHAI, to_utc
+from engine.errors import QifuError
+from engine.process_engine import ProcessEngine
+from handlers.models import LEDGER_STATUS_NAMES, CaseUnit, EnterpriseCase, OrgUnit, Rating, Supervision
+
+EXPORT_BATCH = 500
+
+
+# --- the supervision ledger (FH-8 / PA-7) -------------------------------------------------------------
+@dataclass
+class LedgerRow:
+    business_key: str
+    region: str
+    unit: str
+    unit_name: str
+    enterprise_name: str
+    title: str | None
+    category: str | None
+    channel: str | None
+    received_at: datetime
+    ledger_status: str
+    status_name: str
+    overdue: bool             # flagged by supervise, or an open task is past its deadline now
+    handling_unit: str | None
+    deadline: datetime | None  # earliest due instant of the case's open tasks
+    stage: str | None          # names of the open tasks
+    answered_at: datetime | None
+    answered_late: bool | None
+    closed_at: datetime | None
+    satisfaction: str | None
+    case_status: str           # the instance: running | completed | cancelled
+
+
+@dataclass(frozen=True)
+class LedgerQuery:
+    """Which ledger rows: ``where`` (the viewer's scope, web.scope), a region, a status, a unit (accepting or
+    involved), a month of receipt, only the overdue ones."""
+
+    where: Any = None
+    region: str | None = None
+    status: str | None = None
+    unit: str | None = None
+    month: str | None = None
+    overdue: bool = False
+
+
+@dataclass
+class LedgerPage:
+    rows: list[LedgerRow]
+    page: int
+    pages: int
+    total: int
+
+
+def month_bounds(month: str) -> tuple[datetime, datetime]:
+    """[start, end) of a ``YYYY-MM`` month in Asia/Shanghai, as UTC instants."""
+    match = re.fullmatch(r"(\d{4})-(\d{2})", month.strip())
+    if not match or not 1 <= int(match.group(2)) <= 12:
+        raise QifuError(f"月份格式应为 YYYY-MM：“{month}”")
+    year, mon = int(match.group(1)), int(match.group(2))
+    nxt = date(year + (mon == 12), mon % 12 + 1, 1)
+    start = datetime(year, mon, 1, tzinfo=SHANGHAI)
+    end = datetime(nxt.year, nxt.month, 1, tzinfo=SHANGHAI)
+    return to_utc(start), to_utc(end)
+
+
+def _conditions(engine: ProcessEngine, q: LedgerQuery, instances: Any, now: datetime) -> list[ColumnElement[bool]]:
+    ec = EnterpriseCase
+    out: list[ColumnElement[bool]] = []
+    if q.where is not None:
+        out.append(q.where)
+    if q.region:
+        out.append(ec.region == q.region)
+    if q.status:
+        out.append(ec.ledger_status == q.status)
+    if q.unit:
+        involved = select(CaseUnit.case_id).where(CaseUnit.unit_code == q.unit)
+        out.append((ec.unit == q.unit) | ec.id.in_(involved))
+    if q.month:
+        start, end = month_bounds(q.month)
+        out.append(and_(ec.received_at >= start, ec.received_at < end))
+    if q.overdue:
+        out.append(ec.overdue.is_(True) | (instances.c.due_at < now))
+    return out
+
+
+def _ledger_select(engine: ProcessEngine, q: LedgerQuery, now: datetime) -> tuple[Any, Any]:
+    instances = engine.runtime.view()
+    base = (select(EnterpriseCase, instances.c.status, instances.c.due_at)
+            .join(instances, instances.c.id == EnterpriseCase.instance_id)
+            .where(*_conditions(engine, q, instances, now)))
+    return base, instances
+
+
+def ledger_page(engine: ProcessEngine, session: Session, q: LedgerQuery, *, now: datetime, page: int = 1,
+                page_size: int = 50) -> LedgerPage:
+    """One page of the ledger, newest first, with the number of cases in all."""
+    base, _ = _ledger_select(engine, q, now)
+    total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
+    pages = max(1, -(-total // page_size))
+    page = min(max(1, page), pages)
+    rows = session.execute(base.order_by(EnterpriseCase.received_at.desc(), EnterpriseCase.id.desc())
+                           .limit(page_size).offset((page - 1) * page_size)).all()
+    return LedgerPage(_rows(engine, session, rows, now), page, pages, total)
+
+
+def ledger_rows(engine: ProcessEngine, session: Session, q: LedgerQuery, *, now: datetime) -> Iterator[LedgerRow]:
+    """Every row of the ledger, newest first, read in batches (an export streams them)."""
+    base, _ = _ledger_select(engine, q, now)
+    ordered = base.order_by(EnterpriseCase.received_at.desc(), EnterpriseCase.id.desc())
+    result = session.execute(ordered.execution_options(yield_per=EXPORT_BATCH))
+    for batch in result.partitions(EXPORT_BATCH):
+        yield from _rows(engine, session, batch, now)
+
+
+def _rows(engine: ProcessEngine, session: Session, rows: Any, now: datetime | None) -> list[LedgerRow]:
+    open_tasks = engine.tasks.of_instances([case.instance_id for case, _, _ in rows])
+    names = _unit_names(session)
+    out = []
+    for case_row, case_status, due_at in rows:
+        tasks = open_tasks.get(case_row.instance_id, [])
+        overdue = bool(case_row.overdue) or (now is not None and due_at is not None and due_at < now)
+        out.append(LedgerRow(
+            case_row.business_key, case_row.region, case_row.unit, names.get(case_row.unit, case_row.unit),
+            case_row.enterprise_name, case_row.title, case_row.category, case_row.channel, case_row.received_at,
+            case_row.ledger_status, LEDGER_STATUS_NAMES.get(case_row.ledger_status, case_row.ledger_status), overdue,
+            case_row.handling_unit, due_at, "、".join(t.name or t.spec_id for t in tasks) or None,
+            case_row.answered_at, case_row.answered_late, case_row.closed_at, case_row.satisfaction, case_status))
+    return out
+
+
+def _unit_names(session: Session) -> dict[str, str]:
+    return dict(session.execute(select(OrgUnit.code, OrgUnit.name)).all())
+
+
+def ledger_counts(session: Session, region: str | None = None,
+                  where: ColumnElement[bool] | None = None) -> dict[str, int]:
+    """Cases per ledger status (``closed`` = 销账, ``carried`` = 挂账), plus ``overdue`` and ``total``."""
+    query = select(EnterpriseCase.ledger_status, func.count(EnterpriseCase.id)).group_by(EnterpriseCase.ledger_status)
+    overdue = select(func.count(EnterpriseCase.id)).where(EnterpriseCase.overdue.is_(True))
+    for condition in ([EnterpriseCase.region == region] if region else []) + ([where] if where is not None else []):
+        query, overdue = query.where(condition), overdue.where(condition)
+    counts = {status: 0 for status in LEDGER_STATUS_NAMES}
+    counts.update(dict(session.execute(query).all()))
+    counts["overdue"] = session.scalar(overdue) or 0
+    counts["total"] = sum(counts[s] for s in LEDGER_STATUS_NAMES)
+    return counts
+
+
+# --- tracking and analysis (PA-9) ---------------------------------------------------------------------
+@dataclass
+class UnitTracking:
+    unit: str
+    unit_name: str
+    open: int = 0
+    overdue: int = 0
+    by_stage: dict[str, int] = field(default_factory=dict)  # open task name → cases waiting there
+    answered: int = 0
+    average_working_days: float | None = None  # receipt → answer, answered cases
+
+
+def _open_cases(engine: ProcessEngine, instances: Any) -> ColumnElement[bool]:
+    return and_(instances.c.status == "running", EnterpriseCase.ledger_status != "closed")
+
+
+def tracking(engine: ProcessEngine, session: Session, *, region: str | None = None, now: datetime,
+             where: ColumnElement[bool] | None = None) -> list[UnitTracking]:
+    """Per accepting station/unit: open cases, overdue ones, cases per open task, and the average handling time
+    in working days (receipt to answer) — the office's 跟踪督办 and 运行数据分析 view, all grouped in SQL."""
+    instances = engine.runtime.view()
+    ec = EnterpriseCase
+    scope = [c for c in ([ec.region == region] if region else []) + ([where] if where is not None else [])]
+    joined = select(ec.unit).join(instances, instances.c.id == ec.instance_id).where(*scope)
+    late = ec.overdue.is_(True) | (instances.c.due_at < now)
+    per_unit: dict[str, UnitTracking] = {}
+    names = _unit_names(session)
+
+    def row(code: str) -> UnitTracking:
+        return per_unit.setdefault(code, UnitTracking(code, names.get(code, code)))
+
+    opened = joined.add_columns(func.count(), func.sum(case((late, 1), else_=0))) \
+        .where(_open_cases(engine, instances)).group_by(ec.unit)
+    for unit, count, overdue in session.execute(opened):
+        item = row(unit)
+        item.open, item.overdue = count, int(overdue or 0)
+    tasks = engine.tasks.view()
+    stages = (select(ec.unit, tasks.c.name, func.count(func.distinct(ec.id)))
+              .join(instances, instances.c.id == ec.instance_id).join(tasks, tasks.c.instance_id == ec.instance_id)
+              .where(*scope, _open_cases(engine, instances)).group_by(ec.unit, tasks.c.name))
+    for unit, name, count in session.execute(stages):
+        row(unit).by_stage[name or "（未命名环节）"] = count
+    answered = (select(ec.unit, func.count(), func.avg(ec.answered_working_days)).where(
+        *scope, ec.answered_working_days.is_not(None)).group_by(ec.unit))
+    for unit, count, average in session.execute(answered):
+        item = row(unit)
+        item.answered, item.average_working_days = count, round(float(average), 2)
+    idle = joined.add_columns(func.count()).where(
+        _open_cases(engine, instances), ~exists(select(tasks.c.task_guid).where(tasks.c.instance_id == ec.instance_id))
+    ).group_by(ec.unit)
+    for unit, count in session.execute(idle):
+        row(unit).by_stage["（无待办）"] = count
+    order = dict(session.execute(select(OrgUnit.code, OrgUnit.sort)).all())
+    return sorted(per_unit.values(), key=lambda u: (order.get(u.unit, 1_000_000), u.unit))
+
+
+def open_cases_page(engine: ProcessEngine, session: Session, *, region: str | None, now: datetime,
+                    where: ColumnElement[bool] | None = None, page: int = 1, page_size: int = 50) -> LedgerPage:
+    """The cases still open, overdue first, then by their earliest deadline (the tracking board's list)."""
+    instances = engine.runtime.view()
+    ec = EnterpriseCase
+    late = ec.overdue.is_(True) | (instances.c.due_at < now)
+    base = (select(ec, instances.c.status, instances.c.due_at).join(instances, instances.c.id == ec.instance_id)
+            .where(*([ec.region == region] if region else []), *([where] if where is not None else []),
+                   _open_cases(engine, instances)))
+    total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
+    pages = max(1, -(-total // page_size))
+    page = min(max(1, page), pages)
+    rows = session.execute(base.order_by(case((late, 0), else_=1), instances.c.due_at.is_(None),
+                                         instances.c.due_at, ec.business_key)
+                           .limit(page_size).offset((page - 1) * page_size)).all()
+    return LedgerPage(_rows(engine, session, rows, now), page, pages, total)
+
+
+# --- the monthly briefing (FH-10) ---------------------------------------------------------------------
+@dataclass
+class BriefingRow:
+    unit: str
+    unit_name: str
+    received: int = 0
+    answered_on_time: int = 0
+    answered_late: int = 0
+    carried: int = 0
+    supervised: int = 0
+    satisfied: int = 0        # 满意
+    basically_satisfied: int = 0  # 基本满意
+    dissatisfied: int = 0     # 不满意
+
+    @property
+    def ratings(self) -> int:
+        return self.satisfied + self.basically_satisfied + self.dissatisfied
+
+    @property
+    def satisfaction_rate(self) -> float | None:
+        """(满意 + 基本满意) / ratings of the month, None without ratings."""
+        return round((self.satisfied + self.basically_satisfied) / self.ratings, 4) if self.ratings else None
+
+    @property
+    def on_time_rate(self) -> float | None:
+        answered = self.answered_on_time + self.answered_late
+        return round(self.answered_on_time / answered, 4) if answered else None
+
+
+@dataclass
+class Briefing:
+    month: str
+    region: str | None
+    start: datetime
+    end: datetime
+    rows: list[BriefingRow]
+    total: BriefingRow
+
+    def to_dict(self) -> dict[str, Any]:
+        def row(r: BriefingRow) -> dict[str, Any]:
+            return {**asdict(r), "satisfaction_rate": r.satisfaction_rate, "on_time_rate": r.on_time_rate}
+
+        return {"month": self.month, "region": self.region, "rows": [row(r) for r in self.rows],
+                "total": row(self.total)}
+
+
+def _touched_by(start: datetime, end: datetime) -> ColumnElement[bool]:
+    """The cases a month's briefing needs: received, answered, rated, supervised or transferred in it, or
+    not closed by its end although a deadline had passed or the enterprise was dissatisfied (挂账 then)."""
+    ec = EnterpriseCase
+
+    def within(column: Any) -> ColumnElement[bool]:
+        return and_(column >= start, column < end)
+
+    rated = exists(select(Rating.id).where(Rating.case_id == ec.id, Rating.at < end))
+    supervised_before = exists(select(Supervision.id).where(Supervision.case_id == ec.id, Supervision.at < end))
+    return or_(within(ec.received_at), within(ec.answered_at),
+               exists(select(Rating.id).where(Rating.case_id == ec.id, within(Rating.at))),
+               exists(select(Supervision.id).where(Supervision.case_id == ec.id, within(Supervision.at))),
+               exists(select(CaseUnit.id).where(CaseUnit.case_id == ec.id, within(CaseUnit.at))),
+               and_(ec.received_at < end, or_(ec.closed_at.is_(None), ec.closed_at >= end),
+                    or_(supervised_before, rated)))
+
+
+def briefing(session: Session, month: str, region: str | None = None,
+             where: ColumnElement[bool] | None = None) -> Briefing:
+    """Per unit: received, answered on time / late, carried at month end, supervisions and ratings."""
+    start, end = month_bounds(month)
+
+    def within(value: datetime | None) -> bool:
+        return value is not None and start <= to_utc(value) < end
+
+    query = select(EnterpriseCase).where(_touched_by(start, end))
+    if region:
+        query = query.where(EnterpriseCase.region == region)
+    if where is not None:
+        query = query.where(where)
+    cases = list(session.scalars(query))
+    ids = [c.id for c in cases]
+    involved: dict[int, list[CaseUnit]] = defaultdict(list)
+    ratings: dict[int, list[Rating]] = defaultdict(list)      # up to the month's end
+    supervisions: dict[int, list[Supervision]] = defaultdict(list)
+    for chunk in (ids[i:i + EXPORT_BATCH] for i in range(0, len(ids), EXPORT_BATCH)):
+        for cu in session.scalars(select(CaseUnit).where(CaseUnit.case_id.in_(chunk),
+                                                         CaseUnit.role.in_(("handling", "co_handling")))):
+            involved[cu.case_id].append(cu)
+        for rating in session.scalars(select(Rating).where(Rating.case_id.in_(chunk), Rating.at < end)
+                                      .order_by(Rating.at, Rating.id)):
+            ratings[rating.case_id].append(rating)
+        for sup in session.scalars(select(Supervision).where(Supervision.case_id.in_(chunk), Supervision.at < end)):
+            supervisions[sup.case_id].append(sup)
+    names = _unit_names(session)
+    order = dict(session.execute(select(OrgUnit.code, OrgUnit.sort)).all())
+    rows: dict[str, BriefingRow] = {}
+    total = BriefingRow("合计", "合计")
+
+    def row(code: str) -> BriefingRow:
+        return rows.setdefault(code, BriefingRow(code, names.get(code, code)))
+
+    for case_row in cases:
+        units = involved.get(case_row.id)
+        # once per unit, from its first transfer: a station that handles and co-handles (Pan'an's agency
+        # panel with the station's own panels) or a unit given the case again after 不满意 counts it once
+        first: dict[str, datetime] = {}
+        for cu in sorted(units or [], key=lambda cu: (to_utc(cu.at), cu.id)):
+            first.setdefault(cu.unit_code, cu.at)
+        attributions = list(first.items()) if units else [(case_row.unit, case_row.received_at)]
+        # 挂账 at the month's end, as it stood then: not closed by then, and a deadline had passed
+        # (a supervision was recorded) or the latest rating so far was 不满意
+        closed_by_end = case_row.closed_at is not None and to_utc(case_row.closed_at) < end
+        past = ratings.get(case_row.id, [])
+        carried = not closed_by_end and (bool(supervisions.get(case_row.id)) or (bool(past)
+                                                                                and past[-1].value == "不满意"))
+        total.received += within(case_row.received_at)
+        for code, since in [*attributions, (None, None)]:
+            r = total if code is None else row(code)  # the total counts each case once
+            if code is not None:
+                r.received += within(since)
+            if within(case_row.answered_at):
+                if case_row.answered_late:
+                    r.answered_late += 1
+                else:
+                    r.answered_on_time += 1
+            r.carried += carried
+            for rating in past:
+                if within(rating.at):
+                    r.satisfied += rating.value == "满意"
+                    r.basically_satisfied += rating.value == "基本满意"
+                    r.dissatisfied += rating.value == "不满意"
+        events = set()
+        per_unit = set()  # a station that handles and co-handles is named twice by one 督办: count it once
+        for sup in supervisions.get(case_row.id, []):
+            if within(sup.at):
+                events.add((sup.at, sup.kind))  # one 督办 of a joint case names several units: once in the total
+                if sup.unit_code:
+                    per_unit.add((sup.at, sup.kind, sup.unit_code))
+        for _at, _kind, code in per_unit:
+            row(code).supervised += 1
+        total.supervised += len(events)
+    ordered = sorted(rows.values(), key=lambda r: (order.get(r.unit, 1_000_000), r.unit))
+    ordered = [r for r in ordered if any((r.received, r.answered_on_time, r.answered_late, r.carried,
+                                          r.supervised, r.ratings))]
+    return Briefing(month, region, start, end, ordered, total)
+
+
+COLUMNS = [("unit", "单位编码"), ("unit_name", "单位"), ("received", "受理/交办"), ("answered_on_time", "按时答复"),
+           ("answered_late", "超期答复"), ("carried", "挂账"), ("supervised", "督办/催办"), ("satisfied", "满意"),
+           ("basically_satisfied", "基本满意"), ("dissatisfied", "不满意"), ("satisfaction_rate", "满意率"),
+           ("on_time_rate", "按时答复率")]
+REGION_NAMES = {"pan_an": "磐安县", "fenghua": "奉化区", None: ""}
+
+
+def briefing_text(report: Briefing) -> str:
+    """The briefing as plain text (CLI, e-mail body)."""
+    lines = [f"{REGION_NAMES.get(report.region, report.region)}服务企业情况简报 {report.month}",
+             "  ".join(label for _, label in COLUMNS[1:])]
+    for r in [*report.rows, report.total]:
+        values = [getattr(r, name) for name, _ in COLUMNS[1:]]
+        lines.append("  ".join("-" if v is None else (f"{v:.1%}" if isinstance(v, float) else str(v)) for v in values))
+    return "\n".join(lines)
