@@ -87,7 +87,7 @@ class ManagementService:
                 fired += self.fire_timer(timer_id, worker)
             except ConflictError:
                 continue  # the case moved on concurrently; the timer is still waiting and is retried
-            except Exception as exc:  # noqa: BLE001 - record and move on; the step was rolled back
+            except Exception as exc:  # record and move on; the step was rolled back
                 with self.stepper.transaction() as session:
                     jobs.record_failure(session, timer_id, f"{type(exc).__name__}: {exc}")
         return fired
@@ -177,7 +177,7 @@ class ManagementService:
         for timer_id, business_key in timers:
             try:
                 change = self.recompute_timer(timer_id, reason=reason, actor=actor)
-            except Exception as exc:  # noqa: BLE001 - one broken case must not stop the others; reported
+            except Exception as exc:  # one broken case must not stop the others; reported
                 report.failures.append({"timer": timer_id, "error": f"{type(exc).__name__}: {exc}"})
                 continue
             if change is not None:

@@ -194,8 +194,8 @@ def check_constants(tree: ast.AST, limits: guards.Limits) -> None:
             continue
         try:
             with guards.evaluation(limits):
-                eval(result.code, {"__builtins__": {}, **RUNTIME_GLOBALS})  # noqa: S307 - literals, guarded
+                eval(result.code, {"__builtins__": {}, **RUNTIME_GLOBALS})  # literals, guarded
         except ExpressionError:
             raise
-        except Exception:  # noqa: BLE001, S112 - a run-time error of the diagram, reported when it runs
+        except Exception:  # a run-time error of the diagram, reported when it runs
             continue

@@ -196,7 +196,7 @@ def _failure(exc: BaseException, source: str, script: bool) -> ExpressionError:
         try:
             guards.check_size(exc.args, limit=1000)
             text = str(exc)
-        except Exception:  # noqa: BLE001 - whatever it is, it is not shown
+        except Exception:  # whatever it is, it is not shown
             text = "（消息过长，已省略）"
         reason = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
     line = _diagram_line(exc.__traceback__) if script else None
@@ -223,11 +223,11 @@ class RestrictedEnvironment(BasePythonScriptEngineEnvironment):
         glb = self._globals(context, external_context)
         try:
             with guards.evaluation(self.limits):
-                value = eval(code, glb)  # noqa: S307 - restricted code only
+                value = eval(code, glb)  # restricted code only
                 guards.check_size(value, what="表达式结果")
         except QifuError:
             raise
-        except BaseException as exc:  # noqa: BLE001 - SystemExit & co. from diagram code stop nothing else
+        except BaseException as exc:  # SystemExit & co. from diagram code stop nothing else
             raise _failure(exc, expression, script=False) from None
         return value
 
@@ -237,13 +237,13 @@ class RestrictedEnvironment(BasePythonScriptEngineEnvironment):
         hidden = set(self.globals) | set(external_context or ())
         try:
             with guards.evaluation(self.limits):
-                exec(code, glb)  # noqa: S102 - restricted code only
+                exec(code, glb)  # restricted code only
                 written = {key: value for key, value in glb.items()
                            if not key.startswith("_") and key not in hidden and not callable(value)}
                 guards.check_size(list(written.values()), what="脚本写入的数据")
         except QifuError:
             raise
-        except BaseException as exc:  # noqa: BLE001 - see evaluate
+        except BaseException as exc:  # see evaluate
             raise _failure(exc, script, script=True) from None
         printed = glb.get("_print")
         if isinstance(printed, guards.BoundedPrintCollector) and printed.txt:

@@ -129,7 +129,7 @@ def deliver_pending(session: Session, sender: Sender, now: datetime, *, limit: i
         row.attempts += 1
         try:
             sender.send(Message(row.id, row.recipient, row.address, row.body, row.business_key))
-        except Exception as exc:  # noqa: BLE001 - any gateway failure is recorded and retried later
+        except Exception as exc:  # any gateway failure is recorded and retried later
             row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
             report.failed += 1
             continue

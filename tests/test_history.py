@@ -22,7 +22,7 @@ from web.cli import main
 
 
 # --- helpers ---------------------------------------------------------------------------------------------
-def qifu(db_url: str, *args: str):  # noqa: ANN201 - click.testing.Result
+def qifu(db_url: str, *args: str):  # click.testing.Result
     return CliRunner().invoke(main, list(args), env={"QIFU_DATABASE_URL": db_url}, catch_exceptions=False)
 
 
@@ -61,7 +61,7 @@ def open_task(engine: ProcessEngine, instance_id: int, element: str) -> str:
         return guid
 
 
-def run_case(engine: ProcessEngine, clock, key: str = "HX-1") -> tuple[int, list[Snapshot]]:  # noqa: ANN001
+def run_case(engine: ProcessEngine, clock, key: str = "HX-1") -> tuple[int, list[Snapshot]]:
     """A case with data, a non-interrupting timer, parallel tasks and several actors: 5 steps."""
     engine.deploy(diagram("timer_nonint.bpmn"), filename="timer_nonint.bpmn")
     steps = []
@@ -87,7 +87,7 @@ def row(engine: ProcessEngine, instance_id: int, seq: int) -> Event:
         return ev
 
 
-def sql(engine: ProcessEngine, statement: str, **params) -> None:  # noqa: ANN003
+def sql(engine: ProcessEngine, statement: str, **params) -> None:
     with engine.session() as s:
         s.execute(text(statement), params)
 

@@ -146,7 +146,7 @@ def test_concurrent_submissions_get_distinct_keys(flow) -> None:
         try:
             for _ in range(3):
                 keys.append(submit(flow).business_key)
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:  # reported below
             errors.append(exc)
 
     threads = [threading.Thread(target=worker) for _ in range(4)]

@@ -149,7 +149,7 @@ def test_writes_joined_to_a_start_commit_with_it_or_not_at_all(engine, simple) -
     """``start(also=…)``: the caller's writes share the start's transaction (the API's idempotency record)."""
     seen = []
 
-    def fails(session, result):  # noqa: ANN001, ANN202
+    def fails(session, result):
         seen.append(result.business_key)
         raise RuntimeError("调用方写入失败")
 
@@ -160,7 +160,7 @@ def test_writes_joined_to_a_start_commit_with_it_or_not_at_all(engine, simple) -
         assert s.scalar(select(func.count(Instance.id)).where(Instance.business_key == "CASE-2")) == 0
         assert s.scalar(select(func.count(Event.id))) == 1  # only CASE-1's start
 
-    def notes(session, result):  # noqa: ANN001, ANN202
+    def notes(session, result):
         session.add(Event(instance_id=result.instance_id, seq=99, at=engine.clock.now(), action="note",
                           payload="{}", prev_hash="", hash=""))
 
@@ -311,7 +311,7 @@ def test_cli_task_list_shows_deadlines_in_beijing_time(engine, simple, db_url) -
 
     from web.cli import main
 
-    def qifu(*args: str):  # noqa: ANN202
+    def qifu(*args: str):
         return CliRunner().invoke(main, list(args), env={"QIFU_DATABASE_URL": db_url}, catch_exceptions=False)
 
     text_out = qifu("task", "list").output

@@ -364,7 +364,7 @@ def test_a_failing_firing_rolls_back_and_is_retried_then_given_up(engine, clock,
     iid = engine.runtime.start("timer_cycle", "FL-1", {}, actor="clerk").instance_id
     fail = {"on": True}
 
-    def flaky(call):  # noqa: ANN001, ANN202
+    def flaky(call):
         if fail["on"]:
             raise RuntimeError("下游服务不可用")
         return {"echoed": call.params.get("what")}
@@ -414,14 +414,14 @@ def _assert_fired_exactly_once(engine: ProcessEngine, instance_ids: list[int]) -
         assert history.verify(s) == []
 
 
-def _run_threads(targets: list) -> list:  # noqa: ANN001
+def _run_threads(targets: list) -> list:
     results: list = [None] * len(targets)
     errors: list[BaseException] = []
 
     def run(i: int) -> None:
         try:
             results[i] = targets[i]()
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
+        except BaseException as exc:  # re-raised in the main thread
             errors.append(exc)
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(len(targets))]
@@ -443,7 +443,7 @@ def test_executors_racing_on_the_same_due_timers_fire_each_once(db_url, clock, s
     engines = [ProcessEngine(db_url, clock, services) for _ in range(executors)]
     barrier = threading.Barrier(executors)
 
-    def executor(i: int):  # noqa: ANN202
+    def executor(i: int):
         def run() -> int:
             barrier.wait()
             total = 0
@@ -466,7 +466,7 @@ def test_two_executors_firing_the_same_timer_at_once_fire_it_once(db_url, clock,
     for row in timers(setup):
         barrier = threading.Barrier(2)
 
-        def fire(engine: ProcessEngine, worker: str, timer_id: int = row.id, barrier=barrier):  # noqa: ANN001, ANN202
+        def fire(engine: ProcessEngine, worker: str, timer_id: int = row.id, barrier=barrier):
             def run() -> bool:
                 barrier.wait()
                 return engine.management.fire_timer(timer_id, worker)

@@ -79,7 +79,7 @@ def test_cached_and_rebuilt_workflows_give_the_same_case(engine, services, clock
 
 def test_a_failed_step_leaves_nothing_in_the_cache(engine, services) -> None:
     """A step that fails half-way changed the workflow object in place; it must not be used again."""
-    def work(call):  # noqa: ANN001, ANN202
+    def work(call):
         if call.data.get("note") == "boom":
             raise RuntimeError("外部系统不可用")
         return {"next_group": "后续组", "worked": True}

@@ -114,7 +114,7 @@ def create_app(engine: ProcessEngine | None = None, config: dict[str, Any] | Non
     _register_error_pages(app)
 
     @app.after_request
-    def _security_headers(response):  # noqa: ANN001, ANN202
+    def _security_headers(response):
         response.headers.setdefault("Content-Security-Policy", CSP)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
@@ -190,13 +190,13 @@ def _register_error_pages(app: Flask) -> None:
         return error(status, code, message, headers=headers)
 
     @app.errorhandler(CSRFError)
-    def _csrf(exc: CSRFError):  # noqa: ANN202
+    def _csrf(exc: CSRFError):
         if is_api_request():
             return api_error(exc)
         return page(400, "请求无效", "表单已过期或缺少安全令牌（CSRF），请返回刷新页面后重新提交。")
 
     @app.errorhandler(HTTPException)
-    def _http_error(exc: HTTPException):  # noqa: ANN202
+    def _http_error(exc: HTTPException):
         """Every HTTP error, and (as 500) every unhandled exception once Flask has logged it."""
         if is_api_request():
             return api_error(exc)

@@ -207,7 +207,7 @@ def authenticate(session: Session, username: str, password: str, ip: str, now: d
     return CurrentUser(row, unit_region(session, row.unit_code))
 
 
-def check_login(engine, username: str, password: str, ip: str) -> CurrentUser:  # noqa: ANN001 - ProcessEngine
+def check_login(engine, username: str, password: str, ip: str) -> CurrentUser:  # ProcessEngine
     """:func:`authenticate` in a transaction of its own that is committed also when the login is refused."""
     session = engine.db.writes()
     try:
@@ -225,7 +225,7 @@ def session_owner(data: Mapping[str, Any]) -> int | None:
     return int(raw) if raw.isdigit() else None
 
 
-def init_login(app) -> LoginManager:  # noqa: ANN001 - flask.Flask
+def init_login(app) -> LoginManager:  # flask.Flask
     """Server-side sessions (:mod:`web.sessions`) and Flask-Login over them."""
     from .sessions import ServerSessionInterface
 

@@ -52,7 +52,7 @@ def submit_task(page: Any, fields: dict[str, str]) -> None:
 
 
 @pytest.mark.req("UI-1", "FH-2", "FH-4", "FH-7", "FH-8")
-def test_fenghua_single_department_case_from_public_submission_to_rating(live_server, new_page) -> None:  # noqa: ANN001
+def test_fenghua_single_department_case_from_public_submission_to_rating(live_server, new_page) -> None:
     # the enterprise, without an account
     enterprise = new_page()
     enterprise.goto("/submit")
@@ -109,7 +109,7 @@ def test_fenghua_single_department_case_from_public_submission_to_rating(live_se
 
 
 @pytest.mark.req("UI-1", "PA-2", "PA-4", "PA-5")
-def test_pan_an_case_escalated_to_the_appeal_panel(live_server, new_page) -> None:  # noqa: ANN001
+def test_pan_an_case_escalated_to_the_appeal_panel(live_server, new_page) -> None:
     # one window: the station's 综合受理板块 registers a problem collected on an enterprise visit (PA-2)
     accept = new_page()
     login(accept, "pa_accept")
@@ -153,7 +153,7 @@ def test_pan_an_case_escalated_to_the_appeal_panel(live_server, new_page) -> Non
 
 
 @pytest.mark.req("UI-1")
-def test_form_errors_are_shown_in_chinese(live_server, new_page) -> None:  # noqa: ANN001
+def test_form_errors_are_shown_in_chinese(live_server, new_page) -> None:
     from tests.web.intake_support import case_count
 
     before = case_count(live_server.engine)

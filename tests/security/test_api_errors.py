@@ -12,13 +12,13 @@ from tests.web.intake_support import CASE_FIELDS, case_count, ensure_deployed, n
 
 
 @pytest.fixture
-def api(web_app, web_engine):  # noqa: ANN001, ANN201
+def api(web_app, web_engine):
     ensure_deployed(web_engine, "fenghua_one_place")
     return web_app
 
 
 @pytest.fixture
-def token(api, web_engine) -> str:  # noqa: ANN001
+def token(api, web_engine) -> str:
     return new_api_client(web_engine)
 
 
@@ -39,25 +39,25 @@ def json_error(response: Any, status: int, code: str | None = None) -> dict[str,
 
 
 # --- the app's own errors under /api/ -------------------------------------------------------------------
-def test_unknown_api_path_is_a_json_404(client) -> None:  # noqa: ANN001
+def test_unknown_api_path_is_a_json_404(client) -> None:
     json_error(client.get("/api/v1/nothing-here"), 404, "not_found")
     json_error(client.get("/api/"), 404, "not_found")
 
 
-def test_wrong_method_is_a_json_405_with_allow(client) -> None:  # noqa: ANN001
+def test_wrong_method_is_a_json_405_with_allow(client) -> None:
     response = client.delete("/api/v1/cases")
     json_error(response, 405, "method_not_allowed")
     assert "POST" in response.headers["Allow"]
 
 
-def test_body_over_the_api_limit_is_a_json_413(api, client, token, web_engine) -> None:  # noqa: ANN001
+def test_body_over_the_api_limit_is_a_json_413(api, client, token, web_engine) -> None:
     too_big = b'{"description": "' + b"x" * (1024 * 1024) + b'"}'
     error = json_error(post_raw(client, token, too_big), 413, "payload_too_large")
     assert "1 MiB" in error["message"]
     assert case_count(web_engine) == 0
 
 
-def test_an_unexpected_failure_is_a_json_500_without_traceback(api, client, token, monkeypatch) -> None:  # noqa: ANN001
+def test_an_unexpected_failure_is_a_json_500_without_traceback(api, client, token, monkeypatch) -> None:
     from web.views import api as api_view
 
     def broken(*args: Any, **kwargs: Any) -> Any:
@@ -73,13 +73,13 @@ def test_an_unexpected_failure_is_a_json_500_without_traceback(api, client, toke
 
 
 # --- bodies the parser or the database cannot take ------------------------------------------------------
-def test_bad_json_is_a_400(api, client, token) -> None:  # noqa: ANN001
+def test_bad_json_is_a_400(api, client, token) -> None:
     json_error(post_raw(client, token, b'{"enterprise_name": '), 400, "invalid_json")
     json_error(post_raw(client, token, b"\xff\xfe{}"), 400, "invalid_json")  # not UTF-8
     json_error(post_raw(client, token, b"[1, 2]"), 400, "invalid_json")  # not an object
 
 
-def test_deeply_nested_json_is_a_400_not_a_crash(api, client, token, web_engine) -> None:  # noqa: ANN001
+def test_deeply_nested_json_is_a_400_not_a_crash(api, client, token, web_engine) -> None:
     deep = "[" * 100_000 + "]" * 100_000
     json_error(post_raw(client, token, deep), 400, "json_too_deep")
     inside = '{"description": ' + "[" * 100_000 + "]" * 100_000 + "}"
@@ -87,7 +87,7 @@ def test_deeply_nested_json_is_a_400_not_a_crash(api, client, token, web_engine)
     assert case_count(web_engine) == 0
 
 
-def test_a_lone_surrogate_is_refused_per_field(api, client, token, web_engine) -> None:  # noqa: ANN001
+def test_a_lone_surrogate_is_refused_per_field(api, client, token, web_engine) -> None:
     body = '{"enterprise_name": "某公司", "contact_name": "王\\ud800", "contact_phone": "13805740001", ' \
            '"category": "factor_power", "description": "新建厂房需要用电增容\\udfff"}'
     error = json_error(post_raw(client, token, body), 422, "invalid_fields")
@@ -95,13 +95,13 @@ def test_a_lone_surrogate_is_refused_per_field(api, client, token, web_engine) -
     assert case_count(web_engine) == 0
 
 
-def test_a_lone_surrogate_in_a_field_name_is_refused(api, client, token) -> None:  # noqa: ANN001
+def test_a_lone_surrogate_in_a_field_name_is_refused(api, client, token) -> None:
     body = '{"enterprise_name\\ud800": "x", "description": "新建厂房需要用电增容"}'
     error = json_error(post_raw(client, token, body), 422, "invalid_fields")
     assert error["fields"]["enterprise_name\\ud800"] == "不支持的字段"
 
 
-def test_nul_in_a_text_field_is_refused(api, client, token, web_engine) -> None:  # noqa: ANN001
+def test_nul_in_a_text_field_is_refused(api, client, token, web_engine) -> None:
     response = client.post("/api/v1/cases", json={**CASE_FIELDS, "title": "用电\x00增容"},
                            headers={"Authorization": f"Bearer {token}", "Idempotency-Key": "k-nul"})
     error = json_error(response, 422, "invalid_fields")
@@ -113,7 +113,7 @@ def test_nul_in_a_text_field_is_refused(api, client, token, web_engine) -> None:
     assert fixed.status_code == 201, fixed.get_json()
 
 
-def test_nul_in_a_case_key_is_a_404_on_both_databases(case_engine, tmp_path) -> None:  # noqa: ANN001
+def test_nul_in_a_case_key_is_a_404_on_both_databases(case_engine, tmp_path) -> None:
     """PostgreSQL refuses NUL even in a query parameter: without the check this is a 500 there."""
     from web.app import create_app
 
@@ -125,7 +125,7 @@ def test_nul_in_a_case_key_is_a_404_on_both_databases(case_engine, tmp_path) -> 
 
 
 # --- the HTML side keeps its pages ----------------------------------------------------------------------
-def test_html_pages_keep_their_chinese_error_pages(client) -> None:  # noqa: ANN001
+def test_html_pages_keep_their_chinese_error_pages(client) -> None:
     missing = client.get("/no-such-page")
     assert missing.status_code == 404 and missing.mimetype == "text/html"
     assert "未找到" in missing.get_data(as_text=True)
@@ -134,7 +134,7 @@ def test_html_pages_keep_their_chinese_error_pages(client) -> None:  # noqa: ANN
     assert "请求方式不支持" in wrong.get_data(as_text=True)
 
 
-def test_an_unexpected_failure_on_a_page_is_a_chinese_500(web_app, client, monkeypatch) -> None:  # noqa: ANN001
+def test_an_unexpected_failure_on_a_page_is_a_chinese_500(web_app, client, monkeypatch) -> None:
     from web.views import public
 
     def broken(*args: Any, **kwargs: Any) -> Any:

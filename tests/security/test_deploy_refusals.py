@@ -146,7 +146,7 @@ def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
     return f"sqlite:///{path}"
 
 
-def run_deploy(url: str, *paths: Path):  # noqa: ANN201 - click's Result
+def run_deploy(url: str, *paths: Path):  # click's Result
     return CliRunner().invoke(main, ["--json", "deploy", *map(str, paths)], env={"QIFU_DATABASE_URL": url})
 
 
@@ -159,7 +159,7 @@ def stored(url: str) -> int:
         engine.dispose()
 
 
-def refusal(result) -> dict:  # noqa: ANN001
+def refusal(result) -> dict:
     assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
     document = json.loads(result.stdout)  # one document: a second one would be "Extra data"
     assert set(document) >= {"error", "message", "element"}, document
@@ -215,7 +215,7 @@ def test_a_device_is_read_only_up_to_the_limit(sqlite_url: str, monkeypatch: pyt
 def test_an_unforeseen_parser_failure_names_the_step_and_the_process(sqlite_url: str, tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """The last line of defence: an exception nobody checked for still becomes a refusal."""
-    def broken(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+    def broken(self, *args, **kwargs):
         raise LookupError("something SpiffWorkflow did not expect")
 
     monkeypatch.setattr(repository.QifuParser, "get_spec", broken)
@@ -234,7 +234,7 @@ def test_an_unserialisable_spec_names_the_element(sqlite_url: str, tmp_path: Pat
     registry = repository._serializer.registry
     convert = registry.convert
 
-    def without_user_tasks(obj):  # noqa: ANN001, ANN202
+    def without_user_tasks(obj):
         if type(obj).__name__ == "UserTask":
             return object()  # what a class without a converter gives: json.dumps fails on it
         return convert(obj)

@@ -34,7 +34,7 @@ def test_characters_a_workbook_cannot_hold_are_replaced_not_fatal() -> None:
     assert body[0][0] == "ab\ufffdc\ufffdd" and len(body[0][1]) == 32767
 
 
-def test_the_ledger_export_of_hostile_case_data_opens_as_plain_text(client, web_engine) -> None:  # noqa: ANN001
+def test_the_ledger_export_of_hostile_case_data_opens_as_plain_text(client, web_engine) -> None:
     """A name from the anonymous public form reached the supervisor's file as a live formula, and a vertical tab
     in any field made the whole region's export fail with 500 (data written before input was checked)."""
     first = start_case(web_engine, unit="PA01", enterprise_name="磐安某药业有限公司")
@@ -53,7 +53,7 @@ def test_the_ledger_export_of_hostile_case_data_opens_as_plain_text(client, web_
     assert rows[second.business_key]["诉求事项"] == "排污\ufffd许可\ufffd"
 
 
-def test_exports_carry_a_frozen_header_a_filter_and_who_exported_when(client, web_engine) -> None:  # noqa: ANN001
+def test_exports_carry_a_frozen_header_a_filter_and_who_exported_when(client, web_engine) -> None:
     start_case(web_engine, unit="PA01")
     login(client, "pa_super")
     ws = load_workbook(BytesIO(client.get("/supervision/ledger.xlsx?status=handling").data)).active

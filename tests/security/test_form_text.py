@@ -42,7 +42,7 @@ def test_an_unknown_key_is_named_without_its_control_characters() -> None:
 
 
 @pytest.fixture
-def review(engine) -> tuple:  # noqa: ANN001
+def review(engine) -> tuple:
     engine.deploy(diagram("simple.bpmn"), filename="simple.bpmn")
     started = engine.runtime.start("simple", "T-1", {"received": "2026-09-30T10:00:00+08:00", "group": "g"})
     with engine.session() as s:
@@ -50,7 +50,7 @@ def review(engine) -> tuple:  # noqa: ANN001
     return engine, started.instance_id, guid
 
 
-def _snapshot(engine, instance_id: int) -> tuple:  # noqa: ANN001
+def _snapshot(engine, instance_id: int) -> tuple:
     with engine.session() as s:
         instance = s.get(Instance, instance_id)
         return (instance.version, instance.state_json, s.scalar(select(func.count(Event.id))),
@@ -59,7 +59,7 @@ def _snapshot(engine, instance_id: int) -> tuple:  # noqa: ANN001
 
 @pytest.mark.parametrize("value", ["同意\x00", "\x00", "同意\x1b[31m", "x\ud800", "\udfff同意"],
                          ids=["nul", "only-nul", "escape", "high-surrogate", "low-surrogate"])
-def test_complete_task_refuses_it_and_changes_nothing(review, value: str) -> None:  # noqa: ANN001
+def test_complete_task_refuses_it_and_changes_nothing(review, value: str) -> None:
     engine, instance_id, guid = review
     before = _snapshot(engine, instance_id)
     with pytest.raises(FormValidationError) as refused:
@@ -69,7 +69,7 @@ def test_complete_task_refuses_it_and_changes_nothing(review, value: str) -> Non
     assert _snapshot(engine, instance_id) == before
 
 
-def test_complete_task_stores_tab_newline_and_carriage_return(review) -> None:  # noqa: ANN001
+def test_complete_task_stores_tab_newline_and_carriage_return(review) -> None:
     engine, instance_id, guid = review
     engine.runtime.complete_task(guid, {"comment": ALLOWED, "approved": True}, actor="alice")
     with engine.session() as s:

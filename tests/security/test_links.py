@@ -19,7 +19,7 @@ CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 
 
 @pytest.fixture
-def site(web_engine, tmp_path):  # noqa: ANN001, ANN201
+def site(web_engine, tmp_path):
     """The app with a configured base URL and a proxy in front of it."""
     from web.app import create_app
 
@@ -52,13 +52,13 @@ def post_case(client: Any, token: str, key: str = "k-1") -> Any:
                        headers={**EVIL, "Authorization": f"Bearer {token}", "Idempotency-Key": key})
 
 
-def test_the_receipt_link_is_on_the_base_url_whatever_the_host(site) -> None:  # noqa: ANN001
+def test_the_receipt_link_is_on_the_base_url_whatever_the_host(site) -> None:
     link = receipt_link(site.test_client(), EVIL)
     assert link.startswith(f"{BASE}/track/"), link
     assert "evil.example" not in link
 
 
-def test_without_a_setting_the_default_base_url_is_used_never_the_host(web_app, web_engine, client) -> None:  # noqa: ANN001
+def test_without_a_setting_the_default_base_url_is_used_never_the_host(web_app, web_engine, client) -> None:
     from web.links import DEFAULT_BASE_URL
 
     ensure_deployed(web_engine, "fenghua_one_place")
@@ -66,7 +66,7 @@ def test_without_a_setting_the_default_base_url_is_used_never_the_host(web_app, 
     assert link.startswith(f"{DEFAULT_BASE_URL}/track/"), link
 
 
-def test_the_api_answers_with_links_on_the_base_url(site, web_engine) -> None:  # noqa: ANN001
+def test_the_api_answers_with_links_on_the_base_url(site, web_engine) -> None:
     client = site.test_client()
     token = new_api_client(web_engine)
     created = post_case(client, token)
@@ -80,12 +80,12 @@ def test_the_api_answers_with_links_on_the_base_url(site, web_engine) -> None:  
     assert "evil.example" not in created.headers.get("Location", "")
 
 
-def test_openapi_servers_is_the_base_url(site) -> None:  # noqa: ANN001
+def test_openapi_servers_is_the_base_url(site) -> None:
     document = site.test_client().get("/api/openapi.json", headers=EVIL).get_json()
     assert document["servers"] == [{"url": BASE}]
 
 
-def test_the_clerks_intake_link_is_on_the_base_url(site, web_engine) -> None:  # noqa: ANN001
+def test_the_clerks_intake_link_is_on_the_base_url(site, web_engine) -> None:
     client = site.test_client()
     from web.demo.users import DEMO_PASSWORD
 
@@ -99,7 +99,7 @@ def test_the_clerks_intake_link_is_on_the_base_url(site, web_engine) -> None:  #
     assert links and all(link.startswith(f"{BASE}/track/") for link in links), links
 
 
-def test_a_path_in_the_base_url_is_kept(web_app) -> None:  # noqa: ANN001
+def test_a_path_in_the_base_url_is_kept(web_app) -> None:
     from web.links import external_url
 
     web_app.config["QIFU_BASE_URL"] = "https://gov.example.cn/qifu"
@@ -107,7 +107,7 @@ def test_a_path_in_the_base_url_is_kept(web_app) -> None:  # noqa: ANN001
         assert external_url("public.track", token="abc") == "https://gov.example.cn/qifu/track/abc"
 
 
-def test_base_url_from_the_environment_and_a_bad_one_refused(web_engine, tmp_path, monkeypatch) -> None:  # noqa: ANN001
+def test_base_url_from_the_environment_and_a_bad_one_refused(web_engine, tmp_path, monkeypatch) -> None:
     from web.app import create_app
 
     config = {"SECRET_KEY": "k", "QIFU_VAR_DIR": str(tmp_path)}
@@ -132,16 +132,16 @@ def recorded_ip(app: Any, engine: Any, headers: dict[str, str]) -> str:
         return session.scalars(select(LoginAttempt.ip).order_by(LoginAttempt.id.desc())).first()
 
 
-def test_no_proxy_header_is_trusted_by_default(web_app, web_engine) -> None:  # noqa: ANN001
+def test_no_proxy_header_is_trusted_by_default(web_app, web_engine) -> None:
     assert recorded_ip(web_app, web_engine, {"X-Forwarded-For": "203.0.113.9"}) == "127.0.0.1"
 
 
-def test_trusted_proxies_give_the_client_address(site, web_engine) -> None:  # noqa: ANN001
+def test_trusted_proxies_give_the_client_address(site, web_engine) -> None:
     # one hop trusted: the address the (one) proxy appended, not what the client put in front of it
     assert recorded_ip(site, web_engine, {"X-Forwarded-For": "198.51.100.1, 203.0.113.9"}) == "203.0.113.9"
 
 
-def test_bad_proxy_setting_is_refused(web_engine, tmp_path) -> None:  # noqa: ANN001
+def test_bad_proxy_setting_is_refused(web_engine, tmp_path) -> None:
     from web.app import create_app
 
     with pytest.raises(ValueError, match="QIFU_TRUSTED_PROXIES"):

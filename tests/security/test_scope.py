@@ -68,11 +68,11 @@ def test_sql_scope_is_the_case_page_rule(db_url: str) -> None:
 
 
 # --- what one may not see looks like what does not exist -------------------------------------------------
-def _answer(response) -> tuple[int, str]:  # noqa: ANN001
+def _answer(response) -> tuple[int, str]:
     return response.status_code, re.sub(r'value="[^"]+"', "", response.get_data(as_text=True))
 
 
-def test_probing_task_ids_of_another_region_learns_nothing(client, other_client, web_engine) -> None:  # noqa: ANN001
+def test_probing_task_ids_of_another_region_learns_nothing(client, other_client, web_engine) -> None:
     """The old lookup searched event payloads with LIKE and answered 403 for a match: a Fenghua clerk recovered a
     Pan'an phone number digit by digit. Every guess now gets the same 404."""
     case = start_case(web_engine, unit="PA01")
@@ -89,14 +89,14 @@ def test_probing_task_ids_of_another_region_learns_nothing(client, other_client,
     assert response.status_code == 302 and response.headers["Location"].endswith(f"/cases/{case.business_key}")
 
 
-def test_a_case_of_another_unit_is_a_404_like_a_missing_one(client, web_engine) -> None:  # noqa: ANN001
+def test_a_case_of_another_unit_is_a_404_like_a_missing_one(client, web_engine) -> None:
     case = start_case(web_engine, unit="PA01")
     login(client, "pa2_accept")
     assert _answer(client.get(f"/cases/{case.business_key}")) == _answer(client.get("/cases/PA-20990101-0001"))
 
 
 # --- every list and export has the case page's scope ------------------------------------------------------
-def test_a_station_office_sees_only_its_station_in_every_supervision_page(client, world) -> None:  # noqa: ANN001, F811
+def test_a_station_office_sees_only_its_station_in_every_supervision_page(client, world) -> None:  # noqa: F811
     """pa_office (企业综合服务办公室 of PA01) saw PA02's case C in the ledger and its xlsx while the case page
     refused it."""
     login(client, "pa_office")
@@ -112,7 +112,7 @@ def test_a_station_office_sees_only_its_station_in_every_supervision_page(client
 
 
 # --- the auditor reads, a finished case is closed ---------------------------------------------------------
-def test_the_pan_an_auditor_sees_but_cannot_upload(client, web_engine) -> None:  # noqa: ANN001
+def test_the_pan_an_auditor_sees_but_cannot_upload(client, web_engine) -> None:
     from web.auth import add_user
 
     case = start_case(web_engine, unit="PA01")
@@ -128,7 +128,7 @@ def test_the_pan_an_auditor_sees_but_cannot_upload(client, web_engine) -> None: 
         assert session.scalar(select(Attachment.id)) is None
 
 
-def test_a_finished_case_takes_no_new_attachments(client, web_engine) -> None:  # noqa: ANN001
+def test_a_finished_case_takes_no_new_attachments(client, web_engine) -> None:
     case = start_case(web_engine, unit="PA01")
     with web_engine.session() as session:
         session.get(Instance, case.instance_id).status = "completed"
@@ -142,7 +142,7 @@ def test_a_finished_case_takes_no_new_attachments(client, web_engine) -> None:  
 
 
 @pytest.mark.parametrize("username", ["pa_accept"])
-def test_attachments_download_with_the_default_relative_var_dir(username, web_engine, tmp_path,  # noqa: ANN001
+def test_attachments_download_with_the_default_relative_var_dir(username, web_engine, tmp_path,
                                                                 monkeypatch) -> None:
     """With README's set-up (QIFU_VAR_DIR unset: ``var/`` under the working directory) every download was a 500:
     send_file resolved ``var/attachments`` under the package."""

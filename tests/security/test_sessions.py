@@ -49,7 +49,7 @@ def on_login_page(response: Any) -> bool:
 
 
 # --- logout, password change, disable ------------------------------------------------------------------
-def test_after_logout_the_old_cookie_gets_the_login_page(client, other_client, web_engine) -> None:  # noqa: ANN001
+def test_after_logout_the_old_cookie_gets_the_login_page(client, other_client, web_engine) -> None:
     login(client, "pa_accept")
     assert client.get("/").status_code == 200
     stolen = session_cookie(client)
@@ -60,7 +60,7 @@ def test_after_logout_the_old_cookie_gets_the_login_page(client, other_client, w
     assert on_login_page(replay(client, stolen))
 
 
-def test_login_gives_a_new_session_id(client, web_engine) -> None:  # noqa: ANN001
+def test_login_gives_a_new_session_id(client, web_engine) -> None:
     """Session fixation: an id planted before the login never becomes a logged-in session."""
     csrf_token(client, "/login")  # the login form puts its CSRF token in an anonymous session
     before = session_cookie(client)
@@ -73,7 +73,7 @@ def test_login_gives_a_new_session_id(client, web_engine) -> None:  # noqa: ANN0
 
 
 def test_a_password_change_ends_every_session_of_that_user(web_app, web_db_url, web_engine,
-                                                           monkeypatch) -> None:  # noqa: ANN001
+                                                           monkeypatch) -> None:
     from web.cli import main
 
     laptop, phone, colleague = web_app.test_client(), web_app.test_client(), web_app.test_client()
@@ -96,7 +96,7 @@ def test_a_password_change_ends_every_session_of_that_user(web_app, web_db_url, 
     assert login(web_app.test_client(), "pa_accept", "a-new-long-password").status_code == 302
 
 
-def test_a_refused_password_change_ends_nothing(client, web_db_url, web_engine, monkeypatch) -> None:  # noqa: ANN001
+def test_a_refused_password_change_ends_nothing(client, web_db_url, web_engine, monkeypatch) -> None:
     from web.cli import main
 
     login(client, "pa_accept")
@@ -108,7 +108,7 @@ def test_a_refused_password_change_ends_nothing(client, web_db_url, web_engine, 
 
 
 def test_disabling_an_account_ends_its_sessions(client, web_app, web_db_url, web_engine,
-                                                monkeypatch) -> None:  # noqa: ANN001
+                                                monkeypatch) -> None:
     from web.cli import main
 
     login(client, "pa_accept")
@@ -125,7 +125,7 @@ def test_disabling_an_account_ends_its_sessions(client, web_app, web_db_url, web
     assert login(web_app.test_client(), "pa_accept").status_code == 302
 
 
-def test_unknown_user_is_refused_by_the_cli(web_db_url, monkeypatch) -> None:  # noqa: ANN001
+def test_unknown_user_is_refused_by_the_cli(web_db_url, monkeypatch) -> None:
     from web.cli import main
 
     monkeypatch.setenv("QIFU_DATABASE_URL", web_db_url)
@@ -134,7 +134,7 @@ def test_unknown_user_is_refused_by_the_cli(web_db_url, monkeypatch) -> None:  #
 
 
 # --- what the cookie holds -----------------------------------------------------------------------------
-def test_the_cookie_is_an_opaque_id_stored_only_hashed(client, web_app, web_engine) -> None:  # noqa: ANN001
+def test_the_cookie_is_an_opaque_id_stored_only_hashed(client, web_app, web_engine) -> None:
     login(client, "pa_accept")
     value = session_cookie(client)
     assert SID_PATTERN.match(value), value
@@ -156,7 +156,7 @@ def _not_a_signed_cookie(app: Any, value: str) -> bool:
     return False
 
 
-def test_the_tracking_token_stays_out_of_the_cookie_and_is_shown_once(web_app, client, web_engine) -> None:  # noqa: ANN001
+def test_the_tracking_token_stays_out_of_the_cookie_and_is_shown_once(web_app, client, web_engine) -> None:
     ensure_deployed(web_engine, "fenghua_one_place")
     response = post_form(client, "/submit", CASE_FIELDS)
     assert response.status_code == 303, response.get_data(as_text=True)
@@ -177,7 +177,7 @@ def test_the_tracking_token_stays_out_of_the_cookie_and_is_shown_once(web_app, c
 
 
 # --- lifetime and writes -------------------------------------------------------------------------------
-def test_a_busy_session_still_ends_at_the_absolute_limit(client, web_app) -> None:  # noqa: ANN001
+def test_a_busy_session_still_ends_at_the_absolute_limit(client, web_app) -> None:
     from engine.clock import SystemClock
 
     login(client, "pa_accept")
@@ -189,7 +189,7 @@ def test_a_busy_session_still_ends_at_the_absolute_limit(client, web_app) -> Non
     assert on_login_page(client.get("/"))
 
 
-def test_an_idle_session_ends_after_the_idle_time(client, web_app) -> None:  # noqa: ANN001
+def test_an_idle_session_ends_after_the_idle_time(client, web_app) -> None:
     from engine.clock import SystemClock
 
     login(client, "pa_accept")
@@ -199,11 +199,11 @@ def test_an_idle_session_ends_after_the_idle_time(client, web_app) -> None:  # n
 
 
 @pytest.fixture
-def session_writes(web_db_url: str):  # noqa: ANN201
+def session_writes(web_db_url: str):
     """The INSERT/UPDATE/DELETE statements on web_session, as they reach the database."""
     statements: list[str] = []
 
-    def listen(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
+    def listen(conn, cursor, statement, parameters, context, executemany) -> None:
         if "web_session" in statement and not statement.lstrip().upper().startswith("SELECT"):
             statements.append(statement)
 
@@ -213,7 +213,7 @@ def session_writes(web_db_url: str):  # noqa: ANN201
     event.remove(engine, "before_cursor_execute", listen)
 
 
-def test_reading_pages_writes_no_session_row(client, web_app, session_writes) -> None:  # noqa: ANN001
+def test_reading_pages_writes_no_session_row(client, web_app, session_writes) -> None:
     from engine.clock import SystemClock
 
     login(client, "pa_accept")
@@ -230,7 +230,7 @@ def test_reading_pages_writes_no_session_row(client, web_app, session_writes) ->
     assert len(session_writes) == 1 and session_writes[0].lstrip().upper().startswith("UPDATE")
 
 
-def test_sessions_work_on_both_databases(case_engine, tmp_path) -> None:  # noqa: ANN001
+def test_sessions_work_on_both_databases(case_engine, tmp_path) -> None:
     """The store on SQLite and PostgreSQL: login, a read, logout, the old cookie dead."""
     from web.app import create_app
     from web.auth import add_user

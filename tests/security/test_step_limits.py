@@ -26,7 +26,7 @@ def low_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("QIFU_EXPRESSION_TIME_LIMIT", str(LIMIT))
 
 
-def reread(engine):  # noqa: ANN001, ANN201
+def reread(engine):
     """The same engine built again, so it reads the settings the test has just put in the environment."""
     return ProcessEngine(engine.url, engine.clock, engine.services)
 
@@ -195,7 +195,7 @@ def test_a_stuck_step_does_not_hold_up_other_cases(engine, clock) -> None:
     def run_stuck() -> None:
         try:
             engine.runtime.complete_task(open_task(engine, stuck, "fill"), {}, actor="alice")
-        except Exception as exc:  # noqa: BLE001 - examined below
+        except Exception as exc:  # examined below
             outcome["error"] = exc
 
     spinner = threading.Thread(target=run_stuck, daemon=True)

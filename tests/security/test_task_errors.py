@@ -11,7 +11,7 @@ from tests.web.conftest import login, open_task_guid, post_form
 from tests.web.test_supervision import FH_FIELDS
 
 
-def test_an_unknown_unit_in_the_transfer_form_is_a_chinese_form_error(client, web_engine) -> None:  # noqa: ANN001
+def test_an_unknown_unit_in_the_transfer_form_is_a_chinese_form_error(client, web_engine) -> None:
     case = submit_case(web_engine, "fenghua_one_place", FH_FIELDS)
     guid = open_task_guid(web_engine, case.business_key, "Task_Contact")
     with web_engine.session() as session:

@@ -110,7 +110,7 @@ def csrf_token(client: FlaskClient, url: str) -> str:
     return match.group(1) or match.group(2)
 
 
-def login(client: FlaskClient, username: str, password: str | None = None, *, follow: bool = False):  # noqa: ANN201
+def login(client: FlaskClient, username: str, password: str | None = None, *, follow: bool = False):
     """Log in through the login form (CSRF token included). Password defaults to the demo password."""
     from web.demo.users import DEMO_PASSWORD
 
@@ -125,7 +125,7 @@ def logout(client: FlaskClient) -> None:
     client.post("/logout", data={"csrf_token": token})
 
 
-def post_form(client: FlaskClient, url: str, data: dict, *, form_url: str | None = None, **kwargs):  # noqa: ANN201
+def post_form(client: FlaskClient, url: str, data: dict, *, form_url: str | None = None, **kwargs):
     """POST ``data`` to ``url`` with the CSRF token taken from ``form_url`` (default: ``url``)."""
     token = csrf_token(client, form_url or url)
     return client.post(url, data={"csrf_token": token, **data}, **kwargs)
@@ -135,7 +135,7 @@ CONTACT_PHONE = "13812345678"
 CONTACT_ID = "33072719800101123X"
 
 
-def start_case(engine: ProcessEngine, unit: str = "PA01", **fields: str):  # noqa: ANN201 - SubmittedCase
+def start_case(engine: ProcessEngine, unit: str = "PA01", **fields: str):  # SubmittedCase
     """Start a case of the test diagram ``web_case`` (Pan'an region) through intake, as a clerk would."""
     from handlers.intake import submit_case
 

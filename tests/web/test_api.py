@@ -15,7 +15,7 @@ from tests.web.intake_support import CASE_FIELDS, case_count, ensure_deployed, e
 
 
 @pytest.fixture
-def api(web_app, web_engine):  # noqa: ANN001, ANN201
+def api(web_app, web_engine):
     ensure_deployed(web_engine, "fenghua_one_place")
     return web_app
 
@@ -28,7 +28,7 @@ def post_case(client: Any, token: str, body: dict[str, Any], key: str | None = "
 
 
 @pytest.mark.req("FH-2")
-def test_online_channel_submits_and_a_retry_replays_the_first_response(api, client, web_engine) -> None:  # noqa: ANN001
+def test_online_channel_submits_and_a_retry_replays_the_first_response(api, client, web_engine) -> None:
     token = new_api_client(web_engine, "wechat", ("wechat_account",))
     first = post_case(client, token, CASE_FIELDS)
     assert first.status_code == 201, first.get_json()
@@ -51,7 +51,7 @@ def test_online_channel_submits_and_a_retry_replays_the_first_response(api, clie
     assert page.status_code == 200 and body["business_key"] in page.get_data(as_text=True)
 
 
-def test_the_tracking_token_is_not_stored_in_plain(api, client, web_engine) -> None:  # noqa: ANN001
+def test_the_tracking_token_is_not_stored_in_plain(api, client, web_engine) -> None:
     from web.intake_models import ApiClient, IdempotencyRecord
 
     token = new_api_client(web_engine)
@@ -65,7 +65,7 @@ def test_the_tracking_token_is_not_stored_in_plain(api, client, web_engine) -> N
     assert body["tracking_token"].encode().hex() not in stored
 
 
-def test_same_key_with_a_different_body_is_a_conflict(api, client, web_engine) -> None:  # noqa: ANN001
+def test_same_key_with_a_different_body_is_a_conflict(api, client, web_engine) -> None:
     token = new_api_client(web_engine)
     assert post_case(client, token, CASE_FIELDS).status_code == 201
     other = post_case(client, token, {**CASE_FIELDS, "title": "另一个问题"})
@@ -75,7 +75,7 @@ def test_same_key_with_a_different_body_is_a_conflict(api, client, web_engine) -
     assert case_count(web_engine) == 1
 
 
-def test_keys_are_per_client(api, client, web_engine) -> None:  # noqa: ANN001
+def test_keys_are_per_client(api, client, web_engine) -> None:
     one = new_api_client(web_engine, "wechat", ("wechat_account",))
     two = new_api_client(web_engine, "yongqima", ("yongqima",))
     a = post_case(client, one, CASE_FIELDS, key="same")
@@ -86,7 +86,7 @@ def test_keys_are_per_client(api, client, web_engine) -> None:  # noqa: ANN001
     assert case_count(web_engine) == 2
 
 
-def test_concurrent_retries_create_exactly_one_case(api, web_engine) -> None:  # noqa: ANN001
+def test_concurrent_retries_create_exactly_one_case(api, web_engine) -> None:
     token = new_api_client(web_engine)
     results: list[tuple[int, dict]] = []
     barrier = threading.Barrier(6)
@@ -110,7 +110,7 @@ def test_concurrent_retries_create_exactly_one_case(api, web_engine) -> None:  #
 
 
 @pytest.mark.parametrize("header", [None, "Bearer", "Bearer wrong-token", "Basic dXNlcjpwdw=="])
-def test_a_bad_token_is_401_and_creates_nothing(api, client, web_engine, header) -> None:  # noqa: ANN001
+def test_a_bad_token_is_401_and_creates_nothing(api, client, web_engine, header) -> None:
     new_api_client(web_engine)
     headers = {"Idempotency-Key": "k"} | ({"Authorization": header} if header else {})
     response = client.post("/api/v1/cases", json=CASE_FIELDS, headers=headers)
@@ -120,7 +120,7 @@ def test_a_bad_token_is_401_and_creates_nothing(api, client, web_engine, header)
     assert case_count(web_engine) == 0
 
 
-def test_a_revoked_client_is_refused(api, client, web_engine) -> None:  # noqa: ANN001
+def test_a_revoked_client_is_refused(api, client, web_engine) -> None:
     from web.intake_models import ApiClient
 
     token = new_api_client(web_engine)
@@ -129,7 +129,7 @@ def test_a_revoked_client_is_refused(api, client, web_engine) -> None:  # noqa: 
     assert post_case(client, token, CASE_FIELDS).status_code == 401
 
 
-def test_invalid_fields_are_422_nothing_saved_and_the_key_can_be_reused(api, client, web_engine) -> None:  # noqa: ANN001
+def test_invalid_fields_are_422_nothing_saved_and_the_key_can_be_reused(api, client, web_engine) -> None:
     from web.intake_models import IdempotencyRecord
 
     token = new_api_client(web_engine)
@@ -149,7 +149,7 @@ def test_invalid_fields_are_422_nothing_saved_and_the_key_can_be_reused(api, cli
 
 
 def test_a_submission_that_dies_half_way_leaves_nothing_and_the_retry_submits(api, client, web_engine,
-                                                                               monkeypatch) -> None:  # noqa: ANN001
+                                                                               monkeypatch) -> None:
     """The case step has run, the process dies before the commit: no case, no record, no stuck key."""
     from web.intake_models import IdempotencyRecord
     from web.views import api as api_view
@@ -157,7 +157,7 @@ def test_a_submission_that_dies_half_way_leaves_nothing_and_the_retry_submits(ap
     token = new_api_client(web_engine)
     real = api_view._stored_response
 
-    def dies(db, business_key):  # noqa: ANN001, ANN202
+    def dies(db, business_key):
         raise SystemExit("进程在提交前终止")  # not an Exception: nothing may catch it and go on
 
     monkeypatch.setattr(api_view, "_stored_response", dies)
@@ -182,7 +182,7 @@ def test_a_submission_that_dies_half_way_leaves_nothing_and_the_retry_submits(ap
     ({"title": 42}, "title"),                      # not text
     ({"category": "no_such_category"}, "category"),
 ])
-def test_field_level_refusals(api, client, web_engine, change, field) -> None:  # noqa: ANN001
+def test_field_level_refusals(api, client, web_engine, change, field) -> None:
     from web.intake_models import ApiClient
 
     token = new_api_client(web_engine, "wechat", ("wechat_account",))
@@ -194,7 +194,7 @@ def test_field_level_refusals(api, client, web_engine, change, field) -> None:  
     assert case_count(web_engine) == 0
 
 
-def test_request_shape_errors_are_400(api, client, web_engine) -> None:  # noqa: ANN001
+def test_request_shape_errors_are_400(api, client, web_engine) -> None:
     token = new_api_client(web_engine)
     missing_key = post_case(client, token, CASE_FIELDS, key=None)
     assert missing_key.status_code == 400
@@ -209,13 +209,13 @@ def test_request_shape_errors_are_400(api, client, web_engine) -> None:  # noqa:
     assert case_count(web_engine) == 0
 
 
-def test_api_needs_no_csrf_token_but_forms_do(api, client, web_engine) -> None:  # noqa: ANN001
+def test_api_needs_no_csrf_token_but_forms_do(api, client, web_engine) -> None:
     token = new_api_client(web_engine)
     assert post_case(client, token, CASE_FIELDS).status_code == 201  # no csrf_token anywhere
     assert client.post("/submit", data=CASE_FIELDS).status_code == 400  # the public form still needs one
 
 
-def test_rate_limit_per_client_is_429(api, client, web_engine) -> None:  # noqa: ANN001
+def test_rate_limit_per_client_is_429(api, client, web_engine) -> None:
     api.config["QIFU_API_RATE_LIMIT"] = 2
     token = new_api_client(web_engine)
     assert post_case(client, token, CASE_FIELDS, key="a").status_code == 201
@@ -228,7 +228,7 @@ def test_rate_limit_per_client_is_429(api, client, web_engine) -> None:  # noqa:
     assert case_count(web_engine) == 2
 
 
-def test_status_is_visible_only_to_the_client_that_submitted(api, client, web_engine) -> None:  # noqa: ANN001
+def test_status_is_visible_only_to_the_client_that_submitted(api, client, web_engine) -> None:
     mine = new_api_client(web_engine, "wechat", ("wechat_account",))
     theirs = new_api_client(web_engine, "yongqima", ("yongqima",))
     key = post_case(client, mine, CASE_FIELDS).get_json()["business_key"]
@@ -261,7 +261,7 @@ def _resolve(doc: dict, ref: str) -> Any:
     return node
 
 
-def test_openapi_document_is_well_formed_and_matches_the_routes(api, client) -> None:  # noqa: ANN001
+def test_openapi_document_is_well_formed_and_matches_the_routes(api, client) -> None:
     from web.views.api import FIELDS
 
     response = client.get("/api/openapi.json")
@@ -295,7 +295,7 @@ def test_openapi_document_is_well_formed_and_matches_the_routes(api, client) -> 
 
 
 # --- qifu api-client ------------------------------------------------------------------------------------
-def test_cli_adds_a_client_and_prints_its_token_once(api, client, web_engine, web_db_url) -> None:  # noqa: ANN001
+def test_cli_adds_a_client_and_prints_its_token_once(api, client, web_engine, web_db_url) -> None:
     from web.cli import main
     from web.intake_models import ApiClient
 
@@ -320,7 +320,7 @@ def test_cli_adds_a_client_and_prints_its_token_once(api, client, web_engine, we
 
 # --- on every backend (SQLite and, when configured, PostgreSQL) -----------------------------------------
 @pytest.fixture
-def any_backend_app(db_url, clock, tmp_path):  # noqa: ANN001, ANN201
+def any_backend_app(db_url, clock, tmp_path):
     """The app over the root fixtures' database (parametrised over SQLite and PostgreSQL)."""
     import handlers
     from engine.process_engine import ProcessEngine
@@ -337,7 +337,7 @@ def any_backend_app(db_url, clock, tmp_path):  # noqa: ANN001, ANN201
     return create_app(engine=engine, config={"TESTING": True, "SECRET_KEY": "k", "QIFU_VAR_DIR": str(tmp_path)})
 
 
-def test_concurrent_retries_create_one_case_on_every_backend(any_backend_app) -> None:  # noqa: ANN001
+def test_concurrent_retries_create_one_case_on_every_backend(any_backend_app) -> None:
     engine = any_backend_app.extensions["qifu_engine"]
     token = new_api_client(engine)
     codes: list[int] = []
@@ -360,7 +360,7 @@ def test_concurrent_retries_create_one_case_on_every_backend(any_backend_app) ->
     assert case_count(engine) == 1
 
 
-def test_the_rate_limit_holds_under_concurrency_on_every_backend(engine) -> None:  # noqa: ANN001
+def test_the_rate_limit_holds_under_concurrency_on_every_backend(engine) -> None:
     from datetime import timedelta
 
     from web.intake_models import RateLimitHit

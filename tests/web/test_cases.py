@@ -108,7 +108,7 @@ def test_overdue_elements_are_marked(client, web_engine, clock):
     assert "期限到达" in html
 
 
-def _upload(client, business_key: str, name: str, content: bytes):  # noqa: ANN202
+def _upload(client, business_key: str, name: str, content: bytes):
     return post_form(client, f"/cases/{business_key}/attachments",
                      {"file": (io.BytesIO(content), name)}, form_url=f"/cases/{business_key}",
                      content_type="multipart/form-data")

@@ -13,7 +13,7 @@ from tests.web.intake_support import CASE_FIELDS, case_count, ensure_deployed, e
 
 
 @pytest.fixture
-def desk(web_app, web_engine):  # noqa: ANN001, ANN201
+def desk(web_app, web_engine):
     ensure_deployed(web_engine, "fenghua_one_place")
     ensure_deployed(web_engine, "pan_an_station")
     return web_app
@@ -29,7 +29,7 @@ def options(html: str, select: str) -> list[str]:
 
 
 @pytest.mark.req("FH-2")
-def test_fenghua_centre_registers_a_hotline_call(desk, client, web_engine) -> None:  # noqa: ANN001
+def test_fenghua_centre_registers_a_hotline_call(desk, client, web_engine) -> None:
     login(client, "fh_staff")
     page = client.get("/intake")
     assert page.status_code == 200
@@ -59,7 +59,7 @@ def test_fenghua_centre_registers_a_hotline_call(desk, client, web_engine) -> No
 
 
 @pytest.mark.req("PA-2")
-def test_pan_an_station_accepts_a_problem_from_an_enterprise_visit(desk, client, web_engine) -> None:  # noqa: ANN001
+def test_pan_an_station_accepts_a_problem_from_an_enterprise_visit(desk, client, web_engine) -> None:
     login(client, "pa_accept")
     html = client.get("/intake").get_data(as_text=True)
     units = options(html, "unit")
@@ -75,7 +75,7 @@ def test_pan_an_station_accepts_a_problem_from_an_enterprise_visit(desk, client,
     assert (case.region, case.unit, case.channel) == ("pan_an", "PA01", "visit")
 
 
-def test_a_clerk_cannot_register_for_another_region(desk, client, web_engine) -> None:  # noqa: ANN001
+def test_a_clerk_cannot_register_for_another_region(desk, client, web_engine) -> None:
     login(client, "pa_accept")
     response = post_intake(client, {**CASE_FIELDS, "unit": "FH-CENTRE", "channel": "hotline"})
     assert response.status_code == 422
@@ -84,7 +84,7 @@ def test_a_clerk_cannot_register_for_another_region(desk, client, web_engine) ->
     assert case_count(web_engine) == 0
 
 
-def test_a_station_clerk_cannot_register_for_another_station(desk, client, web_engine) -> None:  # noqa: ANN001
+def test_a_station_clerk_cannot_register_for_another_station(desk, client, web_engine) -> None:
     """A case registered for PA02 by PA01's clerk would be one the clerk then cannot open (#10)."""
     login(client, "pa_accept")  # 综合受理板块 of PA01
     response = post_intake(client, {**CASE_FIELDS, "unit": "PA02", "channel": "visit", "category": ""})
@@ -93,7 +93,7 @@ def test_a_station_clerk_cannot_register_for_another_station(desk, client, web_e
     assert case_count(web_engine) == 0
 
 
-def test_errors_are_chinese_next_to_the_field_and_nothing_is_saved(desk, client, web_engine) -> None:  # noqa: ANN001
+def test_errors_are_chinese_next_to_the_field_and_nothing_is_saved(desk, client, web_engine) -> None:
     login(client, "fh_staff")
     response = post_intake(client, {**CASE_FIELDS, "unit": "FH-CENTRE", "channel": "", "enterprise_name": ""})
     assert response.status_code == 422
@@ -109,7 +109,7 @@ def test_errors_are_chinese_next_to_the_field_and_nothing_is_saved(desk, client,
     assert case_count(web_engine) == 0
 
 
-def test_the_intake_form_requires_a_csrf_token(desk, client, web_engine) -> None:  # noqa: ANN001
+def test_the_intake_form_requires_a_csrf_token(desk, client, web_engine) -> None:
     login(client, "fh_staff")
     response = client.post("/intake", data={**CASE_FIELDS, "unit": "FH-CENTRE", "channel": "hotline"})
     assert response.status_code == 400
@@ -117,17 +117,17 @@ def test_the_intake_form_requires_a_csrf_token(desk, client, web_engine) -> None
 
 
 @pytest.mark.parametrize("username", ["fh_unit", "pa_agent", "auditor", "fh_team"])
-def test_only_intake_roles_may_register(desk, client, web_engine, username) -> None:  # noqa: ANN001
+def test_only_intake_roles_may_register(desk, client, web_engine, username) -> None:
     login(client, username)
     assert client.get("/intake").status_code == 403
 
 
-def test_intake_needs_a_login(desk, client) -> None:  # noqa: ANN001
+def test_intake_needs_a_login(desk, client) -> None:
     response = client.get("/intake")
     assert response.status_code == 302 and "/login" in response.headers["Location"]
 
 
-def test_the_nav_offers_intake_only_to_intake_roles(client, other_client) -> None:  # noqa: ANN001
+def test_the_nav_offers_intake_only_to_intake_roles(client, other_client) -> None:
     from tests.web.conftest import login
 
     assert "企业在线提交诉求" in client.get("/login").get_data(as_text=True)

@@ -23,7 +23,7 @@ LINK = re.compile(r'id="tracking-link" href="[^"]*/track/([^"]+)"')
 
 
 @pytest.fixture
-def site(web_app, web_engine):  # noqa: ANN001, ANN201
+def site(web_app, web_engine):
     ensure_deployed(web_engine, "fenghua_one_place")
     return web_app
 
@@ -43,7 +43,7 @@ def submit_and_track(client: Any, fields: dict[str, str] | None = None) -> tuple
 
 
 @pytest.mark.req("FH-2")
-def test_an_enterprise_submits_without_logging_in_and_gets_a_private_link(site, client, web_engine) -> None:  # noqa: ANN001
+def test_an_enterprise_submits_without_logging_in_and_gets_a_private_link(site, client, web_engine) -> None:
     form = client.get("/submit")
     assert form.status_code == 200
     html = form.get_data(as_text=True)
@@ -66,14 +66,14 @@ def test_an_enterprise_submits_without_logging_in_and_gets_a_private_link(site, 
     assert track.status_code == 200 and business_key in track.get_data(as_text=True)
 
 
-def test_the_public_form_requires_a_csrf_token(site, client, web_engine) -> None:  # noqa: ANN001
+def test_the_public_form_requires_a_csrf_token(site, client, web_engine) -> None:
     response = client.post("/submit", data=CASE_FIELDS)
     assert response.status_code == 400
     assert "CSRF" in response.get_data(as_text=True)
     assert case_count(web_engine) == 0
 
 
-def test_form_errors_are_shown_in_chinese_and_nothing_is_saved(site, client, web_engine) -> None:  # noqa: ANN001
+def test_form_errors_are_shown_in_chinese_and_nothing_is_saved(site, client, web_engine) -> None:
     response = submit(client, {**CASE_FIELDS, "enterprise_name": "", "category": "nonsense"})
     assert response.status_code == 422
     html = response.get_data(as_text=True)
@@ -87,7 +87,7 @@ def test_form_errors_are_shown_in_chinese_and_nothing_is_saved(site, client, web
     assert case_count(web_engine) == 0
 
 
-def test_rate_limit_is_per_address_in_the_database(site, client, web_engine) -> None:  # noqa: ANN001
+def test_rate_limit_is_per_address_in_the_database(site, client, web_engine) -> None:
     from web.app import create_app
     from web.intake_models import RateLimitHit
 
@@ -113,7 +113,7 @@ def test_rate_limit_is_per_address_in_the_database(site, client, web_engine) -> 
     assert case_count(web_engine) == 4
 
 
-def test_script_in_a_submission_renders_inert(site, client, web_engine) -> None:  # noqa: ANN001
+def test_script_in_a_submission_renders_inert(site, client, web_engine) -> None:
     evil = "<script>alert('x')</script>"
     _key, token = submit_and_track(client, {**CASE_FIELDS, "title": f"标题{evil}",
                                             "description": f"描述{evil}内容足够长"})
@@ -123,7 +123,7 @@ def test_script_in_a_submission_renders_inert(site, client, web_engine) -> None:
     assert "script-src 'self'" in client.get(f"/track/{token}").headers["Content-Security-Policy"]
 
 
-def test_tracking_page_shows_only_its_own_case_and_no_internal_data(site, client, web_engine) -> None:  # noqa: ANN001
+def test_tracking_page_shows_only_its_own_case_and_no_internal_data(site, client, web_engine) -> None:
     key_a, token_a = submit_and_track(client)
     other = {**CASE_FIELDS, "enterprise_name": "另一家企业有限公司", "title": "另一家的融资问题",
              "contact_phone": "13905740002", "category": "factor_finance"}
@@ -143,7 +143,7 @@ def test_tracking_page_shows_only_its_own_case_and_no_internal_data(site, client
 
 
 @pytest.mark.parametrize("token", ["not-a-token", "x" * 300, "%3Cscript%3E"])
-def test_an_invalid_link_is_a_chinese_404(site, client, token) -> None:  # noqa: ANN001
+def test_an_invalid_link_is_a_chinese_404(site, client, token) -> None:
     submit_and_track(client)
     response = client.get(f"/track/{token}")
     assert response.status_code == 404
@@ -151,7 +151,7 @@ def test_an_invalid_link_is_a_chinese_404(site, client, token) -> None:  # noqa:
 
 
 @pytest.mark.req("FH-7", "FH-8")
-def test_a_dissatisfied_rating_sends_the_case_back_and_a_satisfied_one_closes_it(site, client, web_engine) -> None:  # noqa: ANN001
+def test_a_dissatisfied_rating_sends_the_case_back_and_a_satisfied_one_closes_it(site, client, web_engine) -> None:
     from handlers.models import Rating
 
     key, token = submit_and_track(client)
@@ -196,7 +196,7 @@ def test_a_dissatisfied_rating_sends_the_case_back_and_a_satisfied_one_closes_it
     assert "已办结" in page
 
 
-def test_the_rating_form_requires_a_csrf_token(site, client, web_engine) -> None:  # noqa: ANN001
+def test_the_rating_form_requires_a_csrf_token(site, client, web_engine) -> None:
     key, token = submit_and_track(client)
     fenghua_to_rating(web_engine, key)
     response = client.post(f"/track/{token}", data={"satisfaction": "不满意"})

@@ -26,7 +26,7 @@ def api_client() -> None:
               help="process its cases start")
 @pass_state
 @reports_errors
-def add(state, name: str, channels: tuple[str, ...], process_key: str) -> None:  # noqa: ANN001
+def add(state, name: str, channels: tuple[str, ...], process_key: str) -> None:
     """Create a client and print its token (shown only this once)."""
     from web.views.api import create_client
 
@@ -41,7 +41,7 @@ def add(state, name: str, channels: tuple[str, ...], process_key: str) -> None: 
 @api_client.command("list")
 @pass_state
 @reports_errors
-def list_(state) -> None:  # noqa: ANN001
+def list_(state) -> None:
     """List clients (never their tokens)."""
     from web.intake_models import ApiClient
 
@@ -59,7 +59,7 @@ def list_(state) -> None:  # noqa: ANN001
 @click.argument("name")
 @pass_state
 @reports_errors
-def revoke(state, name: str) -> None:  # noqa: ANN001
+def revoke(state, name: str) -> None:
     """Disable a client: its token stops working at once."""
     from web.intake_models import ApiClient
 

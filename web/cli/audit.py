@@ -18,7 +18,7 @@ def audit() -> None:
 @audit.command()
 @pass_state
 @reports_errors
-def verify(state) -> None:  # noqa: ANN001
+def verify(state) -> None:
     """Check every event row; exit 1 and name each bad row if anything was edited, inserted or deleted."""
     problems = state.engine.history.verify()
     count = state.engine.history.count_instances()
@@ -39,7 +39,7 @@ def verify(state) -> None:  # noqa: ANN001
 @click.option("--step", type=int, default=None, help="event number K (default: the newest)")
 @pass_state
 @reports_errors
-def replay(state, case: str, step: int | None) -> None:  # noqa: ANN001
+def replay(state, case: str, step: int | None) -> None:
     """Print the active and completed tasks and the case data as they were after event K."""
     history = state.engine.history
     st = history.replay(history.instance_id(case), step)

@@ -17,7 +17,7 @@ from . import main, pass_state, reports_errors
 @click.option("--xlsx", "xlsx_path", type=click.Path(dir_okay=False, writable=True), help="also write an .xlsx file")
 @pass_state
 @reports_errors
-def briefing(state, month: str, region: str | None, xlsx_path: str | None) -> None:  # noqa: ANN001
+def briefing(state, month: str, region: str | None, xlsx_path: str | None) -> None:
     """Per unit: received, answered on time / late, carried, supervisions and satisfaction of MONTH."""
     from web.read import ledger as ledger_report
 

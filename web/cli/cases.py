@@ -36,7 +36,7 @@ def case() -> None:
 @click.option("--actor", default="cli")
 @pass_state
 @reports_errors
-def case_start(state, process_key: str, business_key: str, data: str | None, actor: str) -> None:  # noqa: ANN001
+def case_start(state, process_key: str, business_key: str, data: str | None, actor: str) -> None:
     result = state.engine.runtime.start(process_key, business_key, _data(data), actor=actor)
     state.out(f"已立案 {result.business_key} (#{result.instance_id})，待办任务 {len(result.opened)} 个",
               result.__dict__)
@@ -52,7 +52,7 @@ def task() -> None:
 @click.option("--user")
 @pass_state
 @reports_errors
-def task_list(state, groups: tuple[str, ...], user: str | None) -> None:  # noqa: ANN001
+def task_list(state, groups: tuple[str, ...], user: str | None) -> None:
     from engine.tasks import TaskQuery
 
     query = TaskQuery(groups=tuple(groups) if groups else None if user is None else (), assignee=user)
@@ -74,6 +74,6 @@ def task_list(state, groups: tuple[str, ...], user: str | None) -> None:  # noqa
 @click.option("--actor", default="cli")
 @pass_state
 @reports_errors
-def task_complete(state, task_guid: str, data: str | None, actor: str) -> None:  # noqa: ANN001
+def task_complete(state, task_guid: str, data: str | None, actor: str) -> None:
     result = state.engine.runtime.complete_task(task_guid, _data(data), actor=actor)
     state.out(f"已办理；案件状态 {result.status}，新待办 {len(result.opened)} 个", result.__dict__)

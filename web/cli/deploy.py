@@ -35,7 +35,7 @@ def _read(path: Path, limit: int) -> bytes:
 @click.option("--actor", default=None, help="who deploys (recorded)")
 @pass_state
 @reports_errors
-def deploy(state, files: tuple[Path, ...], actor: str | None) -> None:  # noqa: ANN001
+def deploy(state, files: tuple[Path, ...], actor: str | None) -> None:
     """Deploy BPMN files. All are validated first; a refused file changes nothing."""
     repository = state.engine.repository
     contents = [(path, _read(path, repository.max_bytes)) for path in files]

@@ -40,7 +40,7 @@ def outbox() -> None:
 @click.option("--max-attempts", default=5, show_default=True, type=int)
 @pass_state
 @reports_errors
-def outbox_send(state, limit: int, max_attempts: int) -> None:  # noqa: ANN001
+def outbox_send(state, limit: int, max_attempts: int) -> None:
     """Deliver pending messages through the configured sender."""
     from handlers.notify import deliver_pending
 
@@ -54,7 +54,7 @@ def outbox_send(state, limit: int, max_attempts: int) -> None:  # noqa: ANN001
 @click.option("--limit", default=50, show_default=True, type=int)
 @pass_state
 @reports_errors
-def outbox_list(state, limit: int) -> None:  # noqa: ANN001
+def outbox_list(state, limit: int) -> None:
     """Show pending messages, oldest first."""
     from handlers.notify import pending
 

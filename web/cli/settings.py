@@ -14,7 +14,7 @@ SECRET = "QIFU_SECRET_KEY"
 @main.command()
 @pass_state
 @reports_errors
-def settings(state) -> None:  # noqa: ANN001
+def settings(state) -> None:
     """Print each QIFU_* setting with the value in effect (secrets and passwords hidden) and its default."""
     from web.settings import Settings
 

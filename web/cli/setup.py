@@ -17,7 +17,7 @@ DEMO_DIR = Path(__file__).resolve().parent.parent / "demo"
 @click.option("--demo", is_flag=True, help="also deploy the demo diagram and start demo cases")
 @pass_state
 @reports_errors
-def init(state, demo: bool) -> None:  # noqa: ANN001
+def init(state, demo: bool) -> None:
     """Create or upgrade the database, seed the working-day calendar (and demo data).
 
     People see each stage as it finishes; with --json the stages are one document at the end.
@@ -50,7 +50,7 @@ def init(state, demo: bool) -> None:  # noqa: ANN001
         state.out("", data)
 
 
-def _scheduler(engine):  # noqa: ANN001, ANN202
+def _scheduler(engine):
     from engine import jobs
 
     return jobs.TimerScheduler(engine.management.run_due_timers, engine.management.next_due)
@@ -61,7 +61,7 @@ def _scheduler(engine):  # noqa: ANN001, ANN202
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--no-timers", is_flag=True, help="do not run the timer executor in this process")
 @pass_state
-def serve(state, host: str, port: int, no_timers: bool) -> None:  # noqa: ANN001
+def serve(state, host: str, port: int, no_timers: bool) -> None:
     """Run the web UI with the timer executor."""
     from sqlalchemy.engine import make_url
 
@@ -81,7 +81,7 @@ def serve(state, host: str, port: int, no_timers: bool) -> None:  # noqa: ANN001
 
 @main.command()
 @pass_state
-def worker(state) -> None:  # noqa: ANN001
+def worker(state) -> None:
     """Run only the timer executor (for deployments with several processes)."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())  # before start(): the backlog may take a while

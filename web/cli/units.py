@@ -21,7 +21,7 @@ def unit() -> None:
 @click.option("--kind", "kinds", multiple=True, help="station, window, county_window, centre, special_team, …")
 @pass_state
 @reports_errors
-def unit_list(state, region: str | None, kinds: tuple[str, ...]) -> None:  # noqa: ANN001
+def unit_list(state, region: str | None, kinds: tuple[str, ...]) -> None:
     from handlers import reference
 
     with state.engine.session() as session:
@@ -46,7 +46,7 @@ def unit_list(state, region: str | None, kinds: tuple[str, ...]) -> None:  # noq
 @click.option("--address", help="单位地址")
 @pass_state
 @reports_errors
-def unit_set(state, code: str, liaison: str | None, phone: str | None, kind: str | None,  # noqa: ANN001
+def unit_set(state, code: str, liaison: str | None, phone: str | None, kind: str | None,
              unit_phone: str | None, address: str | None) -> None:
     """Edit one unit; reference reloads keep what is set here."""
     from handlers import reference

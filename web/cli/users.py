@@ -27,7 +27,7 @@ def user() -> None:
 @click.option("--password-stdin", is_flag=True, required=True, help="read the password from standard input")
 @pass_state
 @reports_errors
-def add(state, name: str, unit: str, roles: tuple[str, ...], display_name: str | None,  # noqa: ANN001
+def add(state, name: str, unit: str, roles: tuple[str, ...], display_name: str | None,
         password_stdin: bool) -> None:
     """Create user NAME in --unit with --role… (password from stdin)."""
     from web.auth import add_user
@@ -52,7 +52,7 @@ def _password_from_stdin() -> str:
 @click.option("--password-stdin", is_flag=True, required=True, help="read the new password from standard input")
 @pass_state
 @reports_errors
-def passwd(state, name: str, password_stdin: bool) -> None:  # noqa: ANN001
+def passwd(state, name: str, password_stdin: bool) -> None:
     """Set a new password for NAME (from stdin); the user's open sessions end."""
     from web.auth import normalize, set_password
 
@@ -67,7 +67,7 @@ def passwd(state, name: str, password_stdin: bool) -> None:  # noqa: ANN001
 @click.argument("name")
 @pass_state
 @reports_errors
-def disable(state, name: str) -> None:  # noqa: ANN001
+def disable(state, name: str) -> None:
     """Disable NAME: no more logins, open sessions end at once."""
     from web.auth import normalize, set_active
 
@@ -81,7 +81,7 @@ def disable(state, name: str) -> None:  # noqa: ANN001
 @click.argument("name")
 @pass_state
 @reports_errors
-def enable(state, name: str) -> None:  # noqa: ANN001
+def enable(state, name: str) -> None:
     """Enable NAME again (the user logs in anew)."""
     from web.auth import normalize, set_active
 
@@ -94,7 +94,7 @@ def enable(state, name: str) -> None:  # noqa: ANN001
 @user.command("list")
 @pass_state
 @reports_errors
-def list_users(state) -> None:  # noqa: ANN001
+def list_users(state) -> None:
     """List users with their unit and roles."""
     from sqlalchemy import select
 

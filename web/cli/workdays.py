@@ -56,7 +56,7 @@ def workdays() -> None:
 @click.argument("n", type=int)
 @pass_state
 @reports_errors
-def add(state, start: str, n: int) -> None:  # noqa: ANN001
+def add(state, start: str, n: int) -> None:
     """Print the N-th working day after START (counting starts the day after START)."""
     cal = state.engine.calendar.snapshot()
     with track_provisional() as tracker:
@@ -75,7 +75,7 @@ def add(state, start: str, n: int) -> None:  # noqa: ANN001
 @click.argument("month")
 @pass_state
 @reports_errors
-def show(state, month: str) -> None:  # noqa: ANN001
+def show(state, month: str) -> None:
     """Print MONTH (YYYY-MM) with rest (休) and make-up working (班) days and the year's status."""
     match = re.fullmatch(r"(\d{4})-(\d{2})", month.strip())
     if not match:
@@ -121,7 +121,7 @@ def show(state, month: str) -> None:  # noqa: ANN001
 @click.option("--actor", default="cli", help="who made the change (shown in the output)")
 @pass_state
 @reports_errors
-def set_(state, day: str, kind: str, note: str | None, actor: str) -> None:  # noqa: ANN001
+def set_(state, day: str, kind: str, note: str | None, actor: str) -> None:
     """Set DAY (YYYY-MM-DD) to work or rest. Existing deadlines stay until `qifu workdays recompute --all`."""
     if kind.strip().lower() not in DAY_KINDS:
         raise QifuError(f"类型应为 work (上班) 或 rest (休息): {kind}")
@@ -166,7 +166,7 @@ def _print_recompute(state: Any, report: RecomputeReport, head: dict[str, Any], 
 @click.option("--actor", default="cli", help="recorded in each recomputed case's history")
 @pass_state
 @reports_errors
-def import_(state, file: str, actor: str) -> None:  # noqa: ANN001
+def import_(state, file: str, actor: str) -> None:
     """Load an official schedule FILE (format: docs/calendar.md) and recompute provisional deadlines.
 
     The file is validated completely and the year written in one transaction before any deadline moves; a
@@ -191,7 +191,7 @@ def import_(state, file: str, actor: str) -> None:  # noqa: ANN001
 @click.option("--actor", default="cli", help="recorded in each recomputed case's history")
 @pass_state
 @reports_errors
-def recompute(state, everything: bool, actor: str) -> None:  # noqa: ANN001
+def recompute(state, everything: bool, actor: str) -> None:
     """Recompute waiting deadlines against the calendar as it is now (provisional ones unless --all)."""
     report = state.engine.management.recompute_deadlines(reason="按当前工作日历重新计算", actor=actor,
                                                          everything=everything)

@@ -35,7 +35,7 @@ CASES: tuple[tuple[str, dict[str, str]], ...] = (
 )
 
 
-def load_demo(engine) -> str:  # noqa: ANN001 - engine.process_engine.ProcessEngine
+def load_demo(engine) -> str:  # engine.process_engine.ProcessEngine
     from handlers.intake import submit_case
     from handlers.models import EnterpriseCase
 

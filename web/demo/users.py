@@ -46,7 +46,7 @@ DEMO_USERS: tuple[DemoUser, ...] = (
 )
 
 
-def create_demo_users(session: Session, now=None) -> int:  # noqa: ANN001 - datetime
+def create_demo_users(session: Session, now=None) -> int:  # datetime
     """Create the demo users that do not exist yet (existing ones are left alone). Returns how many."""
     from web.auth import add_user, find_user
 

@@ -19,7 +19,7 @@ bp = Blueprint("auth", __name__)
 
 
 @bp.route("/login", methods=["GET", "POST"])
-def login():  # noqa: ANN201
+def login():
     if current_user.is_authenticated:
         return redirect(safe_next(request.args.get("next"), url_for("inbox.index")))
     form = LoginForm()
@@ -41,7 +41,7 @@ def login():  # noqa: ANN201
 
 @bp.post("/logout")
 @login_required
-def logout():  # noqa: ANN201
+def logout():
     if ActionForm().validate_on_submit():
         session.clear()  # the CSRF token and anything else of the logged-in session go with it
         logout_user()

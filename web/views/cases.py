@@ -67,13 +67,13 @@ def _render(business_key: str, *, revealed: dict[str, str] | None = None, error:
 
 @bp.get("/<business_key>")
 @login_required
-def show(business_key: str):  # noqa: ANN201
+def show(business_key: str):
     return _render(business_key)
 
 
 @bp.post("/<business_key>/reveal")
 @login_required
-def reveal(business_key: str):  # noqa: ANN201
+def reveal(business_key: str):
     """Show one contact field in full — allowed to the case's own unit and administrators, and recorded."""
     name = request.form.get("field", "")
     if name not in CONTACT_FIELDS:
@@ -90,7 +90,7 @@ def reveal(business_key: str):  # noqa: ANN201
 
 @bp.post("/<business_key>/attachments")
 @login_required
-def upload(business_key: str):  # noqa: ANN201
+def upload(business_key: str):
     form = AttachmentForm()
     with engine().read() as session:
         case = _case(session, business_key)
@@ -121,7 +121,7 @@ def upload(business_key: str):  # noqa: ANN201
 
 @bp.get("/<business_key>/attachments/<int:attachment_id>")
 @login_required
-def download(business_key: str, attachment_id: int):  # noqa: ANN201
+def download(business_key: str, attachment_id: int):
     with engine().read() as session:
         case = _case(session, business_key)
         row = session.scalar(select(Attachment).where(Attachment.id == attachment_id,
