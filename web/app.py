@@ -45,6 +45,7 @@ from .settings import Settings
 # web/views/<name>.py, each with a Blueprint ``bp``. Order matters only for URL conflicts.
 BLUEPRINTS: list[str] = ["auth", "inbox", "tasks", "cases", "status", "intake", "public", "api"]
 BLUEPRINTS.append("supervision")  # 督办台账 / 跟踪督办 / 月度简报
+BLUEPRINTS.append("search")  # 案件查询 / 我的已办
 
 MIB = 1024 * 1024
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
