@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 from .clock import SHANGHAI, to_utc
 from .errors import QifuError
 from .models import CalendarYear, UTCDateTime, Workday
+from .sql import Prepared, instant
 
 if TYPE_CHECKING:
     from .db import Database
@@ -172,15 +173,19 @@ _LATEST = type_coerce(func.max(CalendarYear.__table__.c.loaded_at), UTCDateTime)
 _REVISION = select(func.count(CalendarYear.__table__.c.year), _LATEST)
 
 
+_REVISION_NOW = Prepared(_REVISION)  # run in steps: compiled once, on the cursor
+
+
 def _revision(session: Session) -> tuple:
-    row = session.connection().execute(_REVISION).one()  # Core, built once: this runs in steps
-    return (row[0], str(row[1]))
+    row = _REVISION_NOW.execute(session).fetchone()
+    return (row[0], str(instant(row[1])))
 
 
 def load_calendar(session: Session, settings: CalendarSettings | None = None) -> WorkdayCalendar:
     """The calendar as the table holds it now; a cached snapshot unless a year was (re)loaded or edited."""
     settings = settings or CalendarSettings()
-    key = (str(session.get_bind().url), settings)
+    bind = session.get_bind()
+    key = (str(getattr(bind, "url", None) or bind.engine.url), settings)  # an Engine, or a Connection (migrations)
     revision = _revision(session)
     cached = _cache.get(key)
     if cached is not None and cached.revision == revision:

@@ -24,9 +24,10 @@ from sqlalchemy.orm import Session
 from .db import Database
 from .errors import NotFoundError
 from .models import Event, Instance
+from .sql import Prepared
 
 GENESIS = "0" * 64
-_INSERT = insert(Event.__table__)  # built once: a statement built per call costs more than running it
+_INSERT = Prepared(insert(Event.__table__))  # every step's: compiled once, run on the cursor (engine.sql)
 
 
 def canonical(value: Any) -> str:
@@ -147,7 +148,7 @@ def append(session: Session, instance: Any, event: StepEvent) -> Appended:
 
     ``instance`` is anything with ``id``, ``history_seq`` and ``history_hash``: the runtime's
     :class:`~engine.instance_rows.InstanceRecord`. The caller saves the moved head with the rest of the
-    instance row. The event is inserted with SQL Core, as it is written in every step.
+    instance row. The event is inserted directly on the cursor (:mod:`engine.sql`), as it is written in every step.
     """
     at, actor, action, task_guid, spec_id = event.at, event.actor, event.action, event.task_guid, event.spec_id
     seq = (instance.history_seq or 0) + 1
@@ -155,7 +156,7 @@ def append(session: Session, instance: Any, event: StepEvent) -> Appended:
     body = canonical(event.payload())
     digest = event_hash(prev, instance_id=instance.id, seq=seq, at=at, actor=actor, action=action,
                         task_guid=task_guid, spec_id=spec_id, payload=body)
-    session.connection().execute(_INSERT, {
+    _INSERT.execute(session, {
         "instance_id": instance.id, "seq": seq, "at": at, "actor": actor, "action": action, "task_guid": task_guid,
         "spec_id": spec_id, "payload": body, "prev_hash": prev, "hash": digest})
     instance.history_seq = seq

@@ -1,16 +1,16 @@
-"""The instance row as a step reads and writes it: plain values and three SQL Core statements.
+"""The instance row as a step reads and writes it: plain values and four statements.
 
-A step is the engine's hot path (see :mod:`engine.runtime`), so it talks to the ``instance`` table in
-SQLAlchemy Core rather than through the ORM's unit of work, which costs several times more per
-statement. Readers elsewhere (web pages, reports) keep using the :class:`~engine.models.Instance` model.
-The optimistic-concurrency rule is the model's: every write moves ``version`` on by one and is guarded by
-the version the step read, so a concurrent step's write matches no row and becomes a conflict.
+A step is the engine's hot path (see :mod:`engine.step`), so it talks to the ``instance`` table with
+statements compiled once and run on the DBAPI cursor (:mod:`engine.sql`); readers elsewhere use the services'
+read models. The optimistic-concurrency rule: every write moves ``version`` on by one and is guarded by the
+version the step read, so a concurrent step's write matches no row and becomes a conflict.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from .errors import ConflictError, NotFoundError
 from .models import Deployment, HumanTask, Instance
 from .repository import DeploymentRef
+from .sql import Prepared, instant
 
 _instance = Instance.__table__
 _deployment = Deployment.__table__
@@ -34,8 +35,14 @@ _human_task = HumanTask.__table__
 _READ_BY_TASK = (_READ.add_columns(_human_task.c.assignee)
                  .join_from(_instance, _human_task, _human_task.c.instance_id == _instance.c.id)
                  .where(_human_task.c.task_guid == bindparam("guid")).with_for_update(of=_instance))
-_INSERT = insert(_instance)
-_WRITE = update(_instance).where(_instance.c.id == bindparam("b_id"), _instance.c.version == bindparam("b_version"))
+_WRITTEN = ("status", "ended_at", "state_json", "data_json", "updated_at", "due_at", "history_seq", "history_hash",
+            "version")
+_INSERT = Prepared(insert(_instance).returning(_instance.c.id))
+_WRITE = Prepared(update(_instance)
+                  .where(_instance.c.id == bindparam("b_id"), _instance.c.version == bindparam("b_version"))
+                  .values({name: bindparam(name) for name in _WRITTEN}))
+_READ_ONE = Prepared(_READ_LOCKED)
+_READ_TASK = Prepared(_READ_BY_TASK)
 
 CONFLICT = "案件已被他人更新，请刷新后重试 (the case changed meanwhile)"
 
@@ -64,10 +71,15 @@ def read_locked(session: Session, instance_id: int) -> InstanceRecord:
     SQLite needs no row lock: a write transaction there starts with ``BEGIN IMMEDIATE`` (see
     :mod:`engine.db`), so steps on one database run one at a time.
     """
-    row = session.connection().execute(_READ_LOCKED, {"id": instance_id}).one_or_none()
+    row = _READ_ONE.one(session, {"id": instance_id})
     if row is None:
         raise NotFoundError(f"案件不存在: {instance_id}")
-    return InstanceRecord(**row._asdict())
+    return _record(row)
+
+
+def _record(row: dict[str, Any]) -> InstanceRecord:
+    row["due_at"] = instant(row["due_at"])
+    return InstanceRecord(**row)
 
 
 def read_for_task(session: Session, task_guid: str) -> tuple[InstanceRecord, str | None] | None:
@@ -75,12 +87,11 @@ def read_for_task(session: Session, task_guid: str) -> tuple[InstanceRecord, str
 
     One statement instead of two (task row, then instance row): completing a task is the commonest step.
     """
-    row = session.connection().execute(_READ_BY_TASK, {"guid": task_guid}).one_or_none()
+    row = _READ_TASK.one(session, {"guid": task_guid})
     if row is None:
         return None
-    values = row._asdict()
-    assignee = values.pop("assignee")
-    return InstanceRecord(**values), assignee
+    assignee = row.pop("assignee")
+    return _record(row), assignee
 
 
 def insert_new(session: Session, *, deployment: DeploymentRef, business_key: str, now: datetime,
@@ -91,23 +102,23 @@ def insert_new(session: Session, *, deployment: DeploymentRef, business_key: str
     concurrent starts with one key cannot both pass a check made beforehand).
     """
     try:
-        result = session.connection().execute(_INSERT, {
+        cursor = _INSERT.execute(session, {
             "deployment_id": deployment.id, "business_key": business_key, "status": "running",
             "state_json": "{}", "data_json": "{}", "version": 1, "started_at": now, "updated_at": now,
-            "started_by": actor, "history_seq": 0, "history_hash": ""})
+            "started_by": actor, "history_seq": 0, "history_hash": "", "ended_at": None, "due_at": None})
     except IntegrityError:  # the caller's transaction is rolled back: nothing of this start is kept
         raise ConflictError(f"业务编号已存在: {business_key}") from None
-    return InstanceRecord(id=result.inserted_primary_key[0], deployment_id=deployment.id,
+    return InstanceRecord(id=cursor.fetchone()[0], deployment_id=deployment.id,
                           content_hash=deployment.content_hash, business_key=business_key, status="running",
                           state_json="{}", data_json="{}", version=1, history_seq=0, history_hash="")
 
 
 def write(session: Session, record: InstanceRecord, now: datetime) -> None:
     """Save the step's outcome, guarded by the version the step read; moves ``record.version`` on by one."""
-    result = session.connection().execute(_WRITE, {
+    cursor = _WRITE.execute(session, {
         "b_id": record.id, "b_version": record.version, "status": record.status, "ended_at": record.ended_at,
         "state_json": record.state_json, "data_json": record.data_json, "updated_at": now, "due_at": record.due_at,
         "history_seq": record.history_seq, "history_hash": record.history_hash, "version": record.version + 1})
-    if result.rowcount != 1:
+    if cursor.rowcount != 1:
         raise ConflictError(CONFLICT)
     record.version += 1

@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from .bpmn import timer_definition
 from .clock import to_utc
 from .models import Timer
+from .sql import Prepared
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +42,9 @@ MAX_ATTEMPTS = 3
 _timer = Timer.__table__
 _ONE_WAITING = (_timer.c.instance_id == bindparam("iid"), _timer.c.status == "waiting",
                 _timer.c.task_guid == bindparam("guid"), _timer.c.occurrence == bindparam("occ"))
-_CANCEL = update(_timer).where(*_ONE_WAITING).values(status="cancelled")
-_MOVE = update(_timer).where(*_ONE_WAITING).values(due_at=bindparam("due"), provisional=bindparam("prov"))
-_INSERT = insert(_timer)
+_CANCEL = Prepared(update(_timer).where(*_ONE_WAITING).values(status="cancelled"))
+_MOVE = Prepared(update(_timer).where(*_ONE_WAITING).values(due_at=bindparam("due"), provisional=bindparam("prov")))
+_INSERT = Prepared(insert(_timer))
 _OPEN = (select(_timer.c.task_guid, _timer.c.occurrence, _timer.c.status)
          .where(_timer.c.instance_id == bindparam("iid"), _timer.c.status.in_(("waiting", "failed"))))
 
@@ -189,12 +190,11 @@ def sync_timers(session: Session, instance_id: int, before: WaitingTimers, workf
              if (guid, occ) in before and before[(guid, occ)][:2] != t[:2]]
     scheduled = [TimerChange(t.spec_id, guid, t.due, t.provisional, occ)
                  for (guid, occ), t in after.items() if (guid, occ) not in before]
-    conn = session.connection()
     if cancelled:
-        conn.execute(_CANCEL, [{"iid": instance_id, "guid": c.task_guid, "occ": c.occurrence} for c in cancelled])
+        _CANCEL.execute(session, [{"iid": instance_id, "guid": c.task_guid, "occ": c.occurrence} for c in cancelled])
     if moved:
-        conn.execute(_MOVE, [{"iid": instance_id, "guid": m.task_guid, "occ": m.occurrence, "due": m.due_at,
-                              "prov": m.provisional} for m in moved])
+        _MOVE.execute(session, [{"iid": instance_id, "guid": m.task_guid, "occ": m.occurrence, "due": m.due_at,
+                                 "prov": m.provisional} for m in moved])
     if scheduled:
         rows = []
         for new in scheduled:
@@ -203,8 +203,9 @@ def sync_timers(session: Session, instance_id: int, before: WaitingTimers, workf
             rows.append({"instance_id": instance_id, "task_guid": new.task_guid, "spec_id": new.spec_id,
                          "kind": timer_definition(task.task_spec).kind, "interrupting": interrupting,
                          "attached_to": attached, "occurrence": new.occurrence, "due_at": new.due_at,
-                         "provisional": new.provisional, "status": "waiting", "created_at": now, "attempts": 0})
-        conn.execute(_INSERT, rows)
+                         "provisional": new.provisional, "status": "waiting", "created_at": now, "attempts": 0,
+                         "fired_at": None, "claimed_by": None, "last_error": None})
+        _INSERT.execute(session, rows)
     return scheduled, cancelled, moved
 
 
@@ -216,12 +217,14 @@ def due_timer_ids(session: Session, now: datetime, limit: int = 100) -> list[int
     return list(session.scalars(query))
 
 
+_CLAIM = Prepared(update(_timer).where(_timer.c.id == bindparam("tid"), _timer.c.status == "waiting")
+                  .values(status="fired", fired_at=bindparam("now"), claimed_by=bindparam("worker"),
+                          attempts=_timer.c.attempts + 1))
+
+
 def claim(session: Session, timer_id: int, worker: str, now: datetime) -> bool:
     """Compare-and-set ``waiting → fired``; True for exactly one claimer."""
-    result = session.execute(
-        update(Timer).where(Timer.id == timer_id, Timer.status == "waiting")
-        .values(status="fired", fired_at=now, claimed_by=worker, attempts=Timer.attempts + 1))
-    return result.rowcount == 1
+    return _CLAIM.execute(session, {"tid": timer_id, "now": now, "worker": worker}).rowcount == 1
 
 
 def record_failure(session: Session, timer_id: int, error: str) -> None:

@@ -50,6 +50,7 @@ from .errors import DeploymentError, ExpressionError, NotFoundError
 from .models import Deployment
 from .scripting import compile_expression, compile_script
 from .services import ServiceRegistry
+from .sql import Prepared
 
 MAX_DIAGRAM_BYTES = 2 * 1024 * 1024  # the default of QIFU_MAX_DIAGRAM_BYTES (engine.settings)
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
@@ -419,18 +420,19 @@ class DeploymentRef:
 
 _dep = Deployment.__table__
 _REF = select(_dep.c.id, _dep.c.process_key, _dep.c.version, _dep.c.content_hash)
-_REF_BY_ID = _REF.where(_dep.c.id == bindparam("id"))
-_REF_NEWEST = _REF.where(_dep.c.process_key == bindparam("key")).order_by(_dep.c.version.desc()).limit(1)
+_REF_BY_ID = Prepared(_REF.where(_dep.c.id == bindparam("id")))
+_REF_NEWEST = Prepared(_REF.where(_dep.c.process_key == bindparam("key")).order_by(_dep.c.version.desc())
+                       .limit(bindparam("one")))
 
 
 def find_deployment(session: Session, *, process_key: str | None = None,
                     deployment_id: int | None = None) -> DeploymentRef | None:
     """A deployment by id, or the newest version of ``process_key``; None if there is none."""
     if deployment_id is not None:
-        row = session.connection().execute(_REF_BY_ID, {"id": deployment_id}).one_or_none()
+        row = _REF_BY_ID.one(session, {"id": deployment_id})
     else:
-        row = session.connection().execute(_REF_NEWEST, {"key": process_key}).one_or_none()
-    return DeploymentRef(**row._asdict()) if row is not None else None
+        row = _REF_NEWEST.one(session, {"key": process_key, "one": 1})
+    return DeploymentRef(**row) if row is not None else None
 
 
 # --- the in-memory spec cache: a version's spec is restored from JSON once per process -----------------

@@ -19,13 +19,13 @@ times more per statement.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from sqlalchemy.exc import IntegrityError
@@ -44,10 +44,12 @@ from .services import ServiceCall, ServiceRegistry
 from .state import dump_state, load_state
 from .workflow_cache import WorkflowCache
 
+_AS_STORED = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
+
 
 def jsonable(value: Any) -> Any:
-    """``value`` as it will be stored: JSON types only (a datetime becomes its ISO text)."""
-    return json.loads(json.dumps(value, default=str, ensure_ascii=False))
+    """``value`` as it will be stored: JSON types only (anything else, a datetime too, becomes ``str(it)``)."""
+    return orjson.loads(orjson.dumps(value, default=str, option=_AS_STORED))
 
 
 @dataclass
@@ -239,11 +241,11 @@ class Stepper:
                                                    completed=done, actor=actor)
         scheduled, cancelled, moved = jobs.sync_timers(session, instance.id, timers_before, workflow, now)
         if moved:
-            task_rows.refresh_due(session, instance.id, workflow)
+            task_rows.refresh_due(session, ready)
         if opened or closed or moved:
-            instance.due_at = task_rows.earliest_due(session, instance.id)
+            instance.due_at = task_rows.earliest_due(session, instance.id, ready)
 
-        before = json.loads(instance.data_json or "{}")
+        before = orjson.loads(instance.data_json or "{}")
         merged: dict[str, Any] = {}
         for t in completed:
             merged.update(t.data)
@@ -264,7 +266,7 @@ class Stepper:
             instance.status = "completed"
             instance.ended_at = now
         instance.state_json = dump_state(workflow)
-        instance.data_json = json.dumps(after, ensure_ascii=False, default=str)
+        instance.data_json = orjson.dumps(after, default=str, option=_AS_STORED).decode("utf-8")
         instance_rows.write(session, instance, now)
         if instance.status == "running":  # a finished case takes no more steps: nothing to keep
             session.info[_CACHE_PUT] = (instance.id, instance.version, instance.history_hash, workflow)

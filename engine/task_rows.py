@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
-from uuid import UUID
 
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import bindparam, delete, func, insert, select, update
@@ -21,21 +20,26 @@ from sqlalchemy.orm import Session
 from .bpmn import camunda_expression, timer_definition
 from .clock import to_utc
 from .models import HistoricTask, HumanTask, TaskCandidate
+from .sql import Prepared, instant
 
 _human_task = HumanTask.__table__
 _historic = HistoricTask.__table__
 _candidate = TaskCandidate.__table__
-_INSERT_CANDIDATES = insert(_candidate)
-# Statements of every step, built once (building one per call costs more than running it).
-_GUIDS = select(_human_task.c.task_guid).where(_human_task.c.instance_id == bindparam("instance_id"))
-_DELETE = delete(_human_task).where(_human_task.c.task_guid == bindparam("guid"))
-_INSERT = insert(_human_task)
-_INSERT_HISTORIC = insert(_historic)
-_CLOSE_HISTORIC = (update(_historic).where(_historic.c.task_guid == bindparam("guid"))
-                   .values(ended_at=bindparam("ended"), outcome=bindparam("outcome"), completed_by=bindparam("by")))
+# Statements of every step, compiled once and run on the DBAPI cursor (engine.sql).
+_GUIDS = Prepared(select(_human_task.c.task_guid).where(_human_task.c.instance_id == bindparam("instance_id")))
+_DELETE = Prepared(delete(_human_task).where(_human_task.c.task_guid == bindparam("guid")))
+_INSERT = Prepared(insert(_human_task))
+_INSERT_CANDIDATES = Prepared(insert(_candidate))
+_INSERT_HISTORIC = Prepared(insert(_historic))
+_CLOSE_HISTORIC = Prepared(update(_historic).where(_historic.c.task_guid == bindparam("guid"))
+                           .values(ended_at=bindparam("ended"), outcome=bindparam("outcome"),
+                                   completed_by=bindparam("by")))
 _HISTORIC_COLUMNS = ("instance_id", "task_guid", "spec_id", "name", "candidate_groups", "due_at", "created_at")
-_SET_DUE = (update(_human_task).where(_human_task.c.task_guid == bindparam("guid"))
-            .values(due_at=bindparam("due"), due_provisional=bindparam("prov")))
+_SET_DUE = Prepared(update(_human_task).where(_human_task.c.task_guid == bindparam("guid"))
+                    .values(due_at=bindparam("due"), due_provisional=bindparam("prov")))
+_EARLIEST = Prepared(select(func.min(_human_task.c.due_at))
+                     .where(_human_task.c.instance_id == bindparam("instance_id")))
+_DUE = "qifu_due"  # a task's due instant as its row has it, kept on the task too: the step needs no query
 
 
 def split_groups(value: Any) -> list[str]:
@@ -87,7 +91,7 @@ def ready_user_task_ids(workflow: Any) -> set[str]:
 
 def check_rows(session: Session, instance_id: int, expected: set[str]) -> None:
     """Verify mode: the instance's human_task rows are exactly ``expected`` (raises AssertionError)."""
-    rows = set(session.connection().scalars(_GUIDS, {"instance_id": instance_id}))
+    rows = set(_GUIDS.scalars(session, {"instance_id": instance_id}))
     if rows != expected:
         raise AssertionError(f"human_task rows of instance {instance_id} do not mirror its READY user tasks: "
                              f"rows {sorted(rows)}, workflow {sorted(expected)}")
@@ -101,8 +105,8 @@ def sync_open_tasks(session: Session, instance_id: int, before: set[str], ready:
     ``before`` holds the guids of the READY user tasks as the step found the workflow, which the rows mirror
     (every step leaves them so, in the same transaction); ``ready`` are the READY user tasks now;
     ``completed`` the guids ``actor`` completed in this step (other closed tasks were cancelled). Returns
-    (newly opened tasks, guids of closed rows) for the history event. Only what changed is written, with
-    SQL Core: this runs in every step (see :mod:`engine.instance_rows`).
+    (newly opened tasks, guids of closed rows) for the history event. Only what changed is written, and
+    directly on the cursor: this runs in every step (see :mod:`engine.sql`).
     """
     now_ready = {str(t.id): t for t in ready}
     closed = [guid for guid in before if guid not in now_ready]
@@ -114,6 +118,7 @@ def sync_open_tasks(session: Session, instance_id: int, before: set[str], ready:
         due_expr = _attribute(task, "dueDate", evaluate)
         if due_expr:
             due, provisional = to_utc(due_expr), False
+        task._set_internal_data(**{_DUE: due.isoformat() if due else ""})
         groups = split_groups(_attribute(task, "candidateGroups", evaluate)) or split_groups(task.task_spec.lane)
         assignee = _attribute(task, "assignee", evaluate)
         rows.append({"instance_id": instance_id, "task_guid": guid,
@@ -122,39 +127,42 @@ def sync_open_tasks(session: Session, instance_id: int, before: set[str], ready:
                      "assignee": str(assignee) if assignee else None, "due_at": due,
                      "due_provisional": provisional, "created_at": now})
         opened.append(task)
-    conn = session.connection()
     if closed:
-        conn.execute(_DELETE, [{"guid": guid} for guid in closed])
-        conn.execute(_CLOSE_HISTORIC, [{"guid": guid, "ended": now, "outcome": "completed" if guid in completed
-                                        else "cancelled", "by": actor if guid in completed else None}
-                                       for guid in closed])
+        _DELETE.execute(session, [{"guid": guid} for guid in closed])
+        _CLOSE_HISTORIC.execute(session, [{"guid": guid, "ended": now, "outcome": "completed" if guid in completed
+                                           else "cancelled", "by": actor if guid in completed else None}
+                                          for guid in closed])
     if rows:
-        conn.execute(_INSERT, rows)
+        _INSERT.execute(session, rows)
         links = [{"task_guid": r["task_guid"], "group_name": g}
                  for r in rows for g in dict.fromkeys(split_groups(r["candidate_groups"]))]
         if links:
-            conn.execute(_INSERT_CANDIDATES, links)
-        conn.execute(_INSERT_HISTORIC, [{c: r[c] for c in _HISTORIC_COLUMNS} for r in rows])
+            _INSERT_CANDIDATES.execute(session, links)
+        _INSERT_HISTORIC.execute(session, [{c: r[c] for c in _HISTORIC_COLUMNS} for r in rows])
     return opened, closed
 
 
-_EARLIEST = select(func.min(_human_task.c.due_at)).where(_human_task.c.instance_id == bindparam("instance_id"))
+def earliest_due(session: Session, instance_id: int, ready: list[Any]) -> datetime | None:
+    """The earliest due instant of the instance's open tasks (what the instance row keeps for lists), from
+    the tasks themselves; only tasks opened before they kept their due make it ask the rows."""
+    dues = []
+    for task in ready:
+        value = task._get_internal_data(_DUE)
+        if value is None:
+            return instant(_EARLIEST.scalars(session, {"instance_id": instance_id})[0])
+        if value:
+            dues.append(to_utc(value))
+    return min(dues, default=None)
 
 
-def earliest_due(session: Session, instance_id: int) -> datetime | None:
-    """The earliest due instant of the instance's open tasks (what the instance row keeps for lists)."""
-    return session.connection().scalar(_EARLIEST, {"instance_id": instance_id})
-
-
-def refresh_due(session: Session, instance_id: int, workflow: Any) -> None:
+def refresh_due(session: Session, ready: list[Any]) -> None:
     """Recompute due dates of open rows from their attached timers (after a timer was rescheduled)."""
-    conn = session.connection()
     changes = []
-    for guid in conn.scalars(_GUIDS, {"instance_id": instance_id}):
-        task = workflow.get_task_from_id(UUID(guid))
-        if task is None or (getattr(task.task_spec, "extensions", None) or {}).get("dueDate"):
+    for task in ready:
+        if (getattr(task.task_spec, "extensions", None) or {}).get("dueDate"):
             continue
         due, provisional = attached_timer_due(task)
-        changes.append({"guid": guid, "due": due, "prov": provisional})
+        task._set_internal_data(**{_DUE: due.isoformat() if due else ""})
+        changes.append({"guid": str(task.id), "due": due, "prov": provisional})
     if changes:
-        conn.execute(_SET_DUE, changes)
+        _SET_DUE.execute(session, changes)

@@ -6,9 +6,9 @@ from generate_series: instance, enterprise_case, human_task, task_candidate over
 the read functions the pages call answer with the right total and a page of 50, due first.
 
 The expected totals and pages are computed in Python from the same formulas the SQL uses, not read back
-from the database. The plans of the paged queries are printed (``-s``, or with a failure); the ledger's must
-take its order from an index. The inbox's cannot yet (its ORDER BY starts with ``due_at IS NULL``): that
-test is a strict xfail, so it turns red once the order is fixed and the mark should go.
+from the database. The plans of the paged queries are printed (``-s``, or with a failure); the ledger's and
+the inbox's must take their order from an index (the inbox's from the expression index
+``ix_human_task_due_order`` on ``(due_at IS NULL, due_at, id)``).
 """
 
 from __future__ import annotations
@@ -204,10 +204,6 @@ def test_inboxes_and_ledger_answer_above_65535_open_tasks(scale_engine: ProcessE
 
 
 @pytest.mark.postgres_only
-@pytest.mark.xfail(strict=True, reason=(
-    "engine/tasks.py orders the inbox by (due_at IS NULL), due_at, id: no index gives that order, so every "
-    "page sorts all the matching tasks (72,000 here). ORDER BY due_at ASC NULLS LAST, id lets "
-    "ix_human_task_due_at give it; remove this mark then"))
 def test_inbox_pages_come_in_index_order_above_65535_open_tasks(scale_engine: ProcessEngine) -> None:
     _, plans = _read_pages(scale_engine, scale_engine.clock.now())
     for name in ("supervisor inbox", "clerk inbox"):

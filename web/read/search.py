@@ -215,22 +215,18 @@ class DonePage:
     page: int
     pages: int
     total: int
-    hidden: int  # completions on this page whose case the user may no longer see (not listed)
 
 
 def completed_tasks(engine: ProcessEngine, session: Session, user: Any, *, page: int = 1,
                     page_size: int = PAGE_SIZE) -> DonePage:
-    """The tasks ``user`` completed, newest first (the engine pages them), each on a case the user may still
-    see: the page's cases are checked against the scope in one query, bounded by the page size."""
-    rows, total = engine.tasks.completed_by(user.username, page=page, page_size=page_size)
+    """The tasks ``user`` completed on cases they may still see, newest first: the engine pages them, narrowed
+    by the viewer's scope in the same statement."""
+    visible = select(EnterpriseCase.instance_id).where(visible_cases(user))
+    rows, total = engine.tasks.completed_by(user.username, instances=visible, page=page, page_size=page_size)
     pages = max(1, -(-total // page_size))
-    if page > pages:
-        page = pages
-        rows, total = engine.tasks.completed_by(user.username, page=page, page_size=page_size)
     ids = sorted({r.instance_id for r in rows})
     keys: dict[int, str] = dict(session.execute(
         select(EnterpriseCase.instance_id, EnterpriseCase.business_key)
-        .where(EnterpriseCase.instance_id.in_(ids), visible_cases(user))).all()) if ids else {}
+        .where(EnterpriseCase.instance_id.in_(ids))).all()) if ids else {}
     shown = [DoneRow(keys[r.instance_id], r.name or r.spec_id, r.ended_at) for r in rows if r.instance_id in keys]
-    return DonePage(shown, max(1, page), pages, total, len(rows) - len(shown))
-
+    return DonePage(shown, min(max(1, page), pages), pages, total)
