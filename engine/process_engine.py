@@ -39,7 +39,7 @@ from .runtime import RuntimeService
 from .scripting import ScriptLimits
 from .services import ServiceRegistry
 from .settings import EngineSettings, read
-from .step import Stepper
+from .step import StepObserver, Stepper
 from .tasks import TaskService
 from .workflow_cache import WorkflowCache
 
@@ -83,6 +83,10 @@ class ProcessEngine:
         """A read-only transaction that no writer waits for (see :mod:`engine.db`)."""
         with self.db.read() as session:
             yield session
+
+    def observe_steps(self, observer: StepObserver) -> None:
+        """Call ``observer(process_key, action, seconds)`` after every committed step (metrics hook)."""
+        self.stepper.observers.append(observer)
 
     def deploy(self, content: bytes, *, filename: str | None = None, actor: str | None = None) -> DeployResult:
         """Shorthand for ``repository.deploy``."""

@@ -19,6 +19,8 @@ times more per statement.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -44,6 +46,7 @@ from .services import ServiceCall, ServiceRegistry
 from .state import dump_state, load_state
 from .workflow_cache import WorkflowCache
 
+_log = logging.getLogger(__name__)
 _AS_STORED = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
 
 
@@ -143,6 +146,10 @@ class StepResult:
 
 Act = Callable[[BpmnWorkflow, list[Any]], None]
 _CACHE_PUT = "qifu_workflow_cache_put"  # session.info key: the workflow a step leaves, filed after commit
+_OBSERVED = "qifu_step_observed"  # session.info key: (process, action, start) of the step being committed
+
+StepObserver = Callable[[str, str, float], None]
+"""Told of every committed step: ``(process key, action, seconds from start to commit)``; for metrics."""
 
 
 def element(task: Any, state: str | None = None) -> history.ElementRef:
@@ -161,6 +168,7 @@ class Stepper:
         self.limits = limits
         self.calendar_settings = calendar_settings
         self.cache = cache
+        self.observers: list[StepObserver] = []
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -172,6 +180,14 @@ class Stepper:
             committed = session.info.pop(_CACHE_PUT, None)
             if committed is not None:
                 self.cache.put(*committed)
+            observed = session.info.pop(_OBSERVED, None)
+            if observed is not None and self.observers:
+                elapsed = time.perf_counter() - observed[2]
+                for observer in self.observers:
+                    try:
+                        observer(observed[0], observed[1], elapsed)
+                    except Exception:  # the step is committed: a metrics failure must not look like a failed step
+                        _log.exception("step observer failed")
         except IntegrityError as exc:
             session.rollback()
             if "uq_event_instance_seq" in str(exc.orig):
@@ -206,6 +222,7 @@ class Stepper:
         """Run one step on a locked instance inside ``session``'s transaction (the caller commits)."""
         if instance.status != "running" and action != "started":
             raise ConflictError("案件已结束")
+        session.info[_OBSERVED] = (process_key, action, time.perf_counter())
         ctx = self.context(session, instance, now, actor)
         ctx.process_key = process_key
         engine = StepScriptEngine(ctx)
