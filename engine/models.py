@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -157,7 +158,11 @@ class Timer(Base):
     """A waiting timer event with its due instant. Fired exactly once: ``fired_at`` is set by one claimer."""
 
     __tablename__ = "timer"
-    __table_args__ = (Index("ix_timer_due_open", "status", "due_at"),)
+    __table_args__ = (Index("ix_timer_due_open", "status", "due_at"),
+                      # only claimed rows carry a lease: the next one to run out is found without a scan
+                      Index("ix_timer_claim_expires", "claim_expires_at",
+                            postgresql_where=text("claim_expires_at IS NOT NULL"),
+                            sqlite_where=text("claim_expires_at IS NOT NULL")))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     instance_id: Mapped[int] = mapped_column(ForeignKey("instance.id", ondelete="CASCADE"), index=True)
@@ -172,9 +177,37 @@ class Timer(Base):
     status: Mapped[str] = mapped_column(String(20))  # waiting | fired | cancelled
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     fired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    claimed_by: Mapped[str | None] = mapped_column(String(200))  # the executor that claimed (and fired) it
+    # An executor's claim on a due row lasts until then; a later one takes over (a killed executor's rows).
+    claim_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class Incident(Base):
+    """A timer firing or a queued job that used up its retries (Camunda's incident): shown to administrators
+    until retried successfully or resolved, so no deadline is ever dropped silently."""
+
+    __tablename__ = "incident"
+    __table_args__ = (Index("ix_incident_status_id", "status", "id"),
+                      Index("ix_incident_job", "job_type", "job_id"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))  # timer | job
+    status: Mapped[str] = mapped_column(String(20))  # open | resolved
+    instance_id: Mapped[int | None] = mapped_column(ForeignKey("instance.id", ondelete="SET NULL"), index=True)
+    business_key: Mapped[str | None] = mapped_column(String(200))
+    element: Mapped[str | None] = mapped_column(String(200))  # the element that failed (service task, timer)
+    timer_id: Mapped[int | None] = mapped_column(ForeignKey("timer.id", ondelete="SET NULL"), index=True)
+    job_type: Mapped[str | None] = mapped_column(String(50))  # the queue of a job incident (e.g. outbox)
+    job_id: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str] = mapped_column(Text)
+    retries: Mapped[int] = mapped_column(Integer, default=0)  # attempts made, including retries asked for
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_by: Mapped[str | None] = mapped_column(String(200))
+    resolution: Mapped[str | None] = mapped_column(String(20))  # retried | resolved
 
 
 class Event(Base):
