@@ -3,14 +3,16 @@
 - :func:`sync_timers` runs at the end of every step: each waiting timer event of the instance has one
   ``waiting`` row with its due instant; rows of timers that stopped waiting (their activity finished, the
   case moved on) become ``cancelled``.
-- :func:`due_timer_ids` lists rows whose due instant has passed (``FOR UPDATE SKIP LOCKED`` on PostgreSQL
-  so parallel executors pick different rows).
+- :func:`claim_due` marks a small batch of due rows as one executor's (``claimed_by`` and a lease,
+  ``claim_expires_at``) in a short transaction of its own, so parallel executors split the due work instead
+  of racing for the same rows (``FOR UPDATE SKIP LOCKED`` on PostgreSQL lets their claims pass each other).
+  A killed executor's claims are taken over once their lease runs out.
 - :func:`claim` is the compare-and-set ``waiting → fired``; it runs in the same transaction as the step
-  the timer triggers (:meth:`engine.runtime.Runtime.fire_timer`), so a timer is fired exactly once: if the
-  step fails the claim rolls back with it, and a second executor's claim matches no row.
-- :class:`TimerScheduler` runs inside ``qifu serve`` / ``qifu worker``: APScheduler wakes it at the next due
-  instant (and on a short poll, for timers other processes created). Timers that fell due while nothing was
-  running fire at start-up.
+  the timer triggers (:meth:`engine.management.ManagementService.fire_timer`), so a timer is fired exactly
+  once: if the step fails the claim rolls back with it, and any other executor's claim matches no row.
+- :class:`TimerScheduler` is the loop inside ``qifu serve`` / ``qifu worker``: it sleeps until the next due
+  instant, and a :class:`ChangeWatcher` wakes it when another process creates or moves a timer (PostgreSQL
+  ``LISTEN``/``NOTIFY``, SQLite's change counter). Timers that fell due while nothing ran fire at start-up.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from typing import Any, NamedTuple
 from uuid import UUID
 
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from .bpmn import timer_definition
@@ -209,87 +212,274 @@ def sync_timers(session: Session, instance_id: int, before: WaitingTimers, workf
     return scheduled, cancelled, moved
 
 
-def due_timer_ids(session: Session, now: datetime, limit: int = 100) -> list[int]:
-    query = (select(Timer.id).where(Timer.status == "waiting", Timer.due_at <= now)
-             .order_by(Timer.due_at, Timer.id).limit(limit))
+# --- executors: claiming, failures, the next instant worth waking for ---------------------------------------
+# How long an executor's claim on the due rows it took keeps other executors off them. A batch of CLAIM_BATCH
+# firings takes well under a second; a killed executor's rows are taken over once the lease runs out.
+LEASE_SECONDS = 60.0
+CLAIM_BATCH = 10  # rows one claim takes: small, so that parallel executors share a burst evenly
+NOTIFY_CHANNEL = "qifu_timer"  # PostgreSQL: sent by the timer trigger (migration 0011), payload the due instant
+NOTIFY_HORIZON = timedelta(hours=1)  # the trigger notifies timers due within this; the safety poll is never longer
+SQLITE_CHECK_SECONDS = 0.2  # SQLite: how often an executor reads the database's change counter
+
+
+def _unclaimed(now: Any) -> Any:
+    """A waiting row no executor holds a live claim on (never claimed, released, or its lease ran out)."""
+    return or_(_timer.c.claim_expires_at.is_(None), _timer.c.claim_expires_at <= now)
+
+
+def _claimable(session: Session, now: datetime, limit: int) -> Any:
+    query = (select(_timer.c.id).where(_timer.c.status == "waiting", _timer.c.due_at <= now, _unclaimed(now))
+             .order_by(_timer.c.due_at, _timer.c.id).limit(limit))
     if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    return list(session.scalars(query))
+        query = query.with_for_update(skip_locked=True)  # a row another executor is firing right now
+    return query
 
 
-_CLAIM = Prepared(update(_timer).where(_timer.c.id == bindparam("tid"), _timer.c.status == "waiting")
-                  .values(status="fired", fired_at=bindparam("now"), claimed_by=bindparam("worker"),
-                          attempts=_timer.c.attempts + 1))
+def due_timer_ids(session: Session, now: datetime, limit: int = 100) -> list[int]:
+    """Due rows nobody holds, soonest first (no claim taken: for looking, :func:`claim_due` is for firing)."""
+    return list(session.scalars(_claimable(session, now, limit)))
+
+
+def claim_due(session: Session, worker: str, now: datetime, limit: int = CLAIM_BATCH,
+              lease_seconds: float = LEASE_SECONDS) -> list[int]:
+    """Mark up to ``limit`` due, unclaimed rows as ``worker``'s until ``now + lease``; their ids, soonest first.
+
+    The caller commits at once: the mark, not a lock held open, keeps other executors off these rows while
+    this one fires them one step at a time, and a lease that runs out (the executor was killed) frees them.
+    On PostgreSQL ``SKIP LOCKED`` lets parallel claims pass each other instead of queueing on the same rows.
+    """
+    expires = now + timedelta(seconds=lease_seconds)
+    statement = (update(_timer).where(_timer.c.id.in_(_claimable(session, now, limit).scalar_subquery()))
+                 .values(claimed_by=worker, claim_expires_at=expires)
+                 .returning(_timer.c.id, _timer.c.due_at))
+    rows = session.execute(statement).all()
+    return [tid for tid, _due in sorted(rows, key=lambda r: (to_utc(r[1]), r[0]))]
+
+
+_CLAIM = Prepared(update(_timer).where(
+    _timer.c.id == bindparam("tid"), _timer.c.status == "waiting",
+    or_(_timer.c.claimed_by == bindparam("worker"), _timer.c.claim_expires_at.is_(None),
+        _timer.c.claim_expires_at <= bindparam("now")))
+    .values(status="fired", fired_at=bindparam("now"), claimed_by=bindparam("worker"), claim_expires_at=None,
+            attempts=_timer.c.attempts + 1))
 
 
 def claim(session: Session, timer_id: int, worker: str, now: datetime) -> bool:
-    """Compare-and-set ``waiting → fired``; True for exactly one claimer."""
+    """Compare-and-set ``waiting → fired`` in the firing step's transaction; True for exactly one claimer.
+
+    It matches only while the row is ``worker``'s claim or nobody's (a lease another executor took over wins
+    against a slow first owner), and it commits or rolls back with the step it triggers.
+    """
     return _CLAIM.execute(session, {"tid": timer_id, "now": now, "worker": worker}).rowcount == 1
 
 
-def record_failure(session: Session, timer_id: int, error: str) -> None:
-    """After a failed firing (rolled back), count the attempt; give up after MAX_ATTEMPTS."""
+def release(session: Session, timer_id: int, worker: str, retry_at: datetime | None = None) -> None:
+    """Give a claimed row back (its case was busy): free at ``retry_at``, or at once."""
+    session.execute(update(_timer).where(_timer.c.id == timer_id, _timer.c.status == "waiting",
+                                         _timer.c.claimed_by == worker).values(claim_expires_at=retry_at))
+
+
+def record_failure(session: Session, timer_id: int, error: str, *, retry_at: datetime | None = None) -> Timer | None:
+    """After a failed firing (rolled back), count the attempt; returns the row if that was the last one.
+
+    The row stays claimed until ``retry_at`` (a back-off; None: any executor may retry at once). After
+    MAX_ATTEMPTS it becomes ``failed``, which the caller turns into an incident in this transaction.
+    """
     row = session.get(Timer, timer_id)
     if row is None or row.status != "waiting":
-        return
+        return None
     row.attempts = (row.attempts or 0) + 1
     row.last_error = error[:4000]
+    row.claim_expires_at = retry_at
     if row.attempts >= MAX_ATTEMPTS:
         row.status = "failed"
+        row.claim_expires_at = None
+        return row
+    return None
 
 
-def next_due(session: Session) -> datetime | None:
-    value = session.scalar(select(func.min(Timer.due_at)).where(Timer.status == "waiting"))
-    return to_utc(value) if value is not None else None
+def next_due(session: Session, now: datetime | None = None) -> datetime | None:
+    """The next instant an executor should look: the soonest due row nobody holds, or the soonest claim to run
+    out (a back-off, a killed executor's lease). Without ``now``: the soonest waiting row, claims ignored."""
+    if now is None:
+        value = session.scalar(select(func.min(_timer.c.due_at)).where(_timer.c.status == "waiting"))
+        return to_utc(value) if value is not None else None
+    free = session.scalar(select(func.min(_timer.c.due_at)).where(_timer.c.status == "waiting", _unclaimed(now)))
+    held = session.scalar(select(func.min(_timer.c.claim_expires_at))
+                          .where(_timer.c.claim_expires_at > now, _timer.c.status == "waiting"))
+    found = [to_utc(v) for v in (free, held) if v is not None]
+    return min(found) if found else None
 
 
+# --- wake on change ---------------------------------------------------------------------------------------
+class ChangeWatcher:
+    """Tells the executor that timers may have changed in another process, so it re-reads the next due
+    instant at once instead of at its safety poll. :func:`change_watcher` picks the database's way."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.on_change: Callable[[], None] = lambda: None
+
+    def start(self, on_change: Callable[[], None]) -> None:
+        self.on_change = on_change
+        self._thread = threading.Thread(target=self._run, name=type(self).__name__, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.watch()
+            except Exception:  # the database went away: poll-only until it is back
+                log.warning("timer change watch failed; retrying", exc_info=True)
+                self._stop.wait(2.0)
+
+    def watch(self) -> None:
+        raise NotImplementedError
+
+
+class PostgresListener(ChangeWatcher):
+    """``LISTEN qifu_timer`` on a connection of its own: the timer trigger's NOTIFY arrives when the step that
+    inserted or moved a timer due within the hour commits."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self.dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+    def watch(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            self.on_change()  # whatever changed while we were not listening
+            while not self._stop.is_set():
+                if any(True for _ in conn.notifies(timeout=1.0, stop_after=1)):
+                    for _ in conn.notifies(timeout=0.0):  # a burst of NOTIFYs is one wake
+                        pass
+                    self.on_change()
+
+
+class SqliteChangeCounter(ChangeWatcher):
+    """SQLite has no NOTIFY: read ``PRAGMA data_version`` (it changes when another connection commits; reading
+    it writes nothing and takes no lock) every :data:`SQLITE_CHECK_SECONDS` on a connection of its own."""
+
+    def __init__(self, path: str, interval: float = SQLITE_CHECK_SECONDS) -> None:
+        super().__init__()
+        self.path = path
+        self.interval = interval
+
+    def watch(self) -> None:
+        import sqlite3
+
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        try:
+            last = conn.execute("PRAGMA data_version").fetchone()[0]
+            while not self._stop.wait(self.interval):
+                version = conn.execute("PRAGMA data_version").fetchone()[0]
+                if version != last:
+                    last = version
+                    self.on_change()
+        finally:
+            conn.close()
+
+
+def change_watcher(url: str) -> ChangeWatcher | None:
+    """The watcher for the database at ``url`` (None for an in-memory SQLite database: one process only)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        return PostgresListener(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        return SqliteChangeCounter(parsed.database)
+    return None
+
+
+# --- the executor loop --------------------------------------------------------------------------------------
 class TimerScheduler:
-    """Wakes the executor when the next timer is due (APScheduler), plus a safety-net poll.
+    """The timer executor's loop: sleep until the next due instant, fire what is due, repeat.
 
-    After a run, a row that is still due could not be fired just now (its case was busy, its step failed and
-    awaits a retry): it is tried again after ``retry_seconds``, not at once, so the executor never spins.
+    ``run_due`` does one batch and returns how many rows it took (0: nothing left to do now); ``next_due_at``
+    says when to look next. A :class:`ChangeWatcher` wakes the loop when another process created or moved a
+    timer, so it re-reads ``next_due_at`` at once; ``poll_seconds`` is only the safety net (at most
+    :data:`NOTIFY_HORIZON`, the window the PostgreSQL trigger announces). After a run, a row that is still due
+    could not be fired just now (its case was busy, another executor holds it): it is looked at again after
+    ``retry_seconds``, not at once, so the executor never spins. Timers that fell due while nothing was
+    running fire in :meth:`start`, before it returns.
     """
 
     def __init__(self, run_due: Callable[[], int], next_due_at: Callable[[], datetime | None],
-                 poll_seconds: float = 30.0, retry_seconds: float = 5.0) -> None:
-        from apscheduler.schedulers.background import BackgroundScheduler
-
+                 poll_seconds: float = 30.0, retry_seconds: float = 5.0, watcher: ChangeWatcher | None = None) -> None:
         self._run_due = run_due
         self._next_due_at = next_due_at
-        self._poll = poll_seconds
-        self._retry = min(retry_seconds, poll_seconds)
+        self._poll = min(poll_seconds, NOTIFY_HORIZON.total_seconds())
+        self._retry = min(retry_seconds, self._poll)
+        self._watcher = watcher
         self._lock = threading.Lock()
-        self.scheduler = BackgroundScheduler(timezone="UTC")
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.wakes = 0  # how often a change woke the loop (for tests and the log)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
     def start(self) -> None:
         self.tick()  # timers that fell due while nothing was running
-        self.scheduler.add_job(self.tick, "interval", seconds=self._poll, id="qifu-poll", coalesce=True,
-                               max_instances=1)
-        self.scheduler.start()
-        self._arm()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="qifu-timer-executor", daemon=True)
+        self._thread.start()
+        if self._watcher is not None:
+            self._watcher.start(self.wake)
 
     def shutdown(self) -> None:
-        self.scheduler.shutdown(wait=False)
+        self._stop.set()
+        self._wake.set()
+        if self._watcher is not None:
+            self._watcher.stop()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(30)
+
+    def wake(self) -> None:
+        """Re-read the next due instant now (a timer changed somewhere)."""
+        self.wakes += 1
+        self._wake.set()
 
     def tick(self) -> int:
+        """Fire everything due now, batch after batch; returns how many rows the batches took."""
         with self._lock:
-            fired = 0
+            taken = 0
             try:
-                while True:
+                while not self._stop.is_set():
                     n = self._run_due()
-                    fired += n
+                    taken += n
                     if n == 0:
                         break
             except Exception:  # the executor must keep running; the failure is recorded per timer
                 log.exception("timer executor run failed")
-            if self.scheduler.running:
-                self._arm()
-            return fired
+            return taken
 
-    def _arm(self) -> None:
-        due = self._next_due_at()
+    def _seconds_to_next(self) -> float:
+        try:
+            due = self._next_due_at()
+        except Exception:  # the database is away: look again after the retry interval
+            log.exception("timer executor could not read the next due instant")
+            return self._retry
         if due is None:
-            return
-        now = datetime.now(UTC)
-        when = due if due > now else now + timedelta(seconds=self._retry)
-        self.scheduler.add_job(self.tick, "date", run_date=when, id="qifu-next", replace_existing=True)
+            return self._poll
+        return min((due - datetime.now(UTC)).total_seconds(), self._poll)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            delay = self._seconds_to_next()
+            if delay > 0:
+                self._wake.wait(delay)
+                self._wake.clear()
+                continue  # woken (re-read) or the wait ran out (due now, or the safety poll)
+            self.tick()
+            if not self._stop.is_set() and self._seconds_to_next() <= 0:
+                self._stop.wait(self._retry)  # still due: not fireable just now; changes do not cut this short

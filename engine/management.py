@@ -1,5 +1,5 @@
 """Jobs (Camunda's ManagementService): fire due timers, move deadlines, recompute them after a calendar change,
-and look after timers whose firing keeps failing.
+and look after timers whose firing keeps failing (incidents: :mod:`engine.incidents`).
 
 Every change to a case here is a step (:class:`engine.step.Stepper`), so a fired timer, a moved deadline and a
 recomputed one are each recorded in the case history with why.
@@ -7,22 +7,44 @@ recomputed one are each recorded in the case history with why.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
-from . import jobs
+from . import incidents, jobs
 from .calendar import track_provisional
 from .clock import to_utc
 from .db import Database
-from .errors import ConflictError, QifuError
-from .models import Instance, Timer
+from .errors import ConflictError, NotFoundError, QifuError
+from .models import Incident, Instance, Timer
 from .step import Stepper, StepResult, StepScriptEngine
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass
+class ExecutorRun:
+    """What one executor batch did: rows claimed, fired, failed (a busy case's row is given back)."""
+
+    claimed: int = 0
+    fired: int = 0
+    failed: int = 0
+
+
+@dataclass(frozen=True)
+class RetryResult:
+    """An incident retried: whether its timer fired, and how the incident was closed."""
+
+    incident_id: int
+    fired: bool
+    resolution: str
 
 
 @dataclass
@@ -50,52 +72,201 @@ class ManagementService:
         """Fire one due timer exactly once; False if somebody else already did (or it is no longer waiting)."""
         worker = worker or jobs.worker_name()
         with self.stepper.transaction() as session:
-            timer = session.get(Timer, timer_id)
-            if timer is None or timer.status != "waiting":
-                return False
-            now = self.clock.now()
-            if to_utc(timer.due_at) > now:
-                return False
-            if not jobs.claim(session, timer_id, worker, now):
-                return False
-            instance, workflow = self.stepper.load(session, timer.instance_id)
-            task = workflow.get_task_from_id(UUID(timer.task_guid))
-            if task is None or task.state != TaskState.WAITING:
-                session.get(Timer, timer_id).status = "cancelled"
-                return False
+            return self._fire(session, timer_id, worker, worker)
 
-            def act(wf: BpmnWorkflow, completed: list[Any]) -> None:
-                if timer.kind == "cycle":
-                    task.internal_data["qifu_cycle_fire"] = True
-                else:
-                    task._set_internal_data(event_fired=True)
-                wf.refresh_timers()
+    def _fire(self, session: Session, timer_id: int, worker: str, actor: str | None,
+              details: dict[str, Any] | None = None) -> bool:
+        """The firing step inside ``session``'s transaction: the claim (``waiting → fired``) and the step commit
+        together or not at all."""
+        timer = session.get(Timer, timer_id)
+        if timer is None or timer.status != "waiting":
+            return False
+        now = self.clock.now()
+        if to_utc(timer.due_at) > now:
+            return False
+        if not jobs.claim(session, timer_id, worker, now):
+            return False
+        instance, workflow = self.stepper.load(session, timer.instance_id)
+        task = workflow.get_task_from_id(UUID(timer.task_guid))
+        if task is None or task.state != TaskState.WAITING:
+            session.get(Timer, timer_id).status = "cancelled"
+            return False
 
-            self.stepper.run(session, instance, workflow, now, worker, "timer_fired", act, task=task,
-                             details={"timer": timer_id, "due_at": to_utc(timer.due_at).isoformat(),
-                                      "occurrence": timer.occurrence, "interrupting": timer.interrupting},
-                             fired_timer=(timer.task_guid, timer.occurrence), process_key=workflow.spec.name)
-            return True
+        def act(wf: BpmnWorkflow, completed: list[Any]) -> None:
+            if timer.kind == "cycle":
+                task.internal_data["qifu_cycle_fire"] = True
+            else:
+                task._set_internal_data(event_fired=True)
+            wf.refresh_timers()
 
-    def run_due_timers(self, limit: int = 100, worker: str | None = None) -> int:
-        """Fire every timer due now; each in its own transaction. Returns how many fired."""
+        self.stepper.run(session, instance, workflow, now, actor, "timer_fired", act, task=task,
+                         details={"timer": timer_id, "due_at": to_utc(timer.due_at).isoformat(),
+                                  "occurrence": timer.occurrence, "interrupting": timer.interrupting,
+                                  **(details or {})},
+                         fired_timer=(timer.task_guid, timer.occurrence), process_key=workflow.spec.name)
+        return True
+
+    def execute_due(self, *, worker: str | None = None, batch: int = jobs.CLAIM_BATCH,
+                    lease_seconds: float = jobs.LEASE_SECONDS, retry_seconds: float = 0.0) -> ExecutorRun:
+        """One executor batch: claim up to ``batch`` due timers for ``worker`` (committed at once, so other
+        executors take the next rows), then fire each in its own step.
+
+        A case busy with another step gives its timer back (looked at again after ``retry_seconds``); a firing
+        that fails is counted and retried after ``retry_seconds`` by whichever executor comes first; the last
+        allowed failure turns the timer into an incident.
+        """
+        worker = worker or jobs.worker_name()
         with self.stepper.transaction() as session:
-            ids = jobs.due_timer_ids(session, self.clock.now(), limit)
-        fired = 0
+            ids = jobs.claim_due(session, worker, self.clock.now(), batch, lease_seconds)
+        run = ExecutorRun(claimed=len(ids))
         for timer_id in ids:
             try:
-                fired += self.fire_timer(timer_id, worker)
-            except ConflictError:
-                continue  # the case moved on concurrently; the timer is still waiting and is retried
-            except Exception as exc:  # record and move on; the step was rolled back
+                run.fired += self.fire_timer(timer_id, worker)
+            except ConflictError:  # the case moved on concurrently; the timer is still waiting
                 with self.stepper.transaction() as session:
-                    jobs.record_failure(session, timer_id, f"{type(exc).__name__}: {exc}")
-        return fired
+                    jobs.release(session, timer_id, worker, self._later(retry_seconds))
+            except Exception as exc:  # record and move on; the step was rolled back
+                run.failed += 1
+                self._record_failure(timer_id, exc, retry_seconds)
+        return run
+
+    def run_due_timers(self, limit: int = 100, worker: str | None = None) -> int:
+        """Fire the timers due now (up to ``limit``), each in its own step. Returns how many fired."""
+        return self.execute_due(worker=worker, batch=limit).fired
+
+    def _later(self, seconds: float) -> datetime | None:
+        return self.clock.now() + timedelta(seconds=seconds) if seconds > 0 else None
+
+    def _record_failure(self, timer_id: int, exc: BaseException, retry_seconds: float) -> None:
+        """Count a failed firing; the last allowed one opens an incident naming the element that failed."""
+        error = f"{type(exc).__name__}: {exc}"
+        try:
+            with self.stepper.transaction() as session:
+                given_up = jobs.record_failure(session, timer_id, error, retry_at=self._later(retry_seconds))
+                if given_up is not None:
+                    incidents.open_incident(session, kind="timer", error=error, now=self.clock.now(),
+                                            retries=given_up.attempts, instance_id=given_up.instance_id,
+                                            element=getattr(exc, "element", None) or given_up.spec_id,
+                                            timer_id=timer_id)
+                    _log.error("timer %s of instance %s gave up after %s attempts: %s", timer_id,
+                               given_up.instance_id, given_up.attempts, error)
+        except Exception:  # the database is away: the claim's lease runs out and the timer is tried again
+            _log.exception("could not record the failure of timer %s", timer_id)
 
     def next_due(self) -> datetime | None:
-        """When the next waiting timer falls due (None: none waits)."""
+        """When an executor should look next: the next due timer nobody holds, or the next claim to run out."""
         with self.db.read() as session:
-            return jobs.next_due(session)
+            return jobs.next_due(session, self.clock.now())
+
+    def executor(self, *, worker: str | None = None, poll_seconds: float = 30.0, retry_seconds: float = 5.0,
+                 batch: int = jobs.CLAIM_BATCH, lease_seconds: float = jobs.LEASE_SECONDS,
+                 watch: bool = True) -> jobs.TimerScheduler:
+        """The timer executor of ``qifu serve`` / ``qifu worker`` (not started): batches of claimed timers,
+        woken at the next due instant and when another process changes a timer."""
+        worker = worker or jobs.worker_name()
+
+        def run_due() -> int:
+            return self.execute_due(worker=worker, batch=batch, lease_seconds=lease_seconds,
+                                    retry_seconds=retry_seconds).claimed
+
+        return jobs.TimerScheduler(run_due, self.next_due, poll_seconds=poll_seconds, retry_seconds=retry_seconds,
+                                   watcher=jobs.change_watcher(self.db.url) if watch else None)
+
+    # -- incidents --------------------------------------------------------------------------------------
+    def incidents(self, *, status: str | None = incidents.OPEN, kind: str | None = None,
+                  business_key: str | None = None, page: int = 1,
+                  per_page: int = incidents.PAGE_SIZE) -> incidents.IncidentPage:
+        """One page of incidents, newest first, with the counts by status (detached rows)."""
+        with self.db.read() as session:
+            found = incidents.page(session, status=status, kind=kind, business_key=business_key, page=page,
+                                   per_page=per_page)
+            session.expunge_all()
+            return found
+
+    def incident(self, incident_id: int) -> Incident:
+        """One incident (detached); NotFoundError if there is none."""
+        with self.db.read() as session:
+            row = session.get(Incident, incident_id)
+            if row is None:
+                raise NotFoundError(f"事件 #{incident_id} 不存在")
+            session.expunge(row)
+            return row
+
+    def incident_counts(self) -> dict[str, int]:
+        """``{"open": n, "resolved": m}``: what the metrics export and the nav badge show."""
+        with self.db.read() as session:
+            return incidents.counts(session)
+
+    def count_open_incidents(self) -> int:
+        return self.incident_counts()[incidents.OPEN]
+
+    def resolve_incident(self, incident_id: int, *, actor: str | None, note: str) -> Incident:
+        """Close an open incident by hand, saying how it was dealt with (the timer stays ``failed``)."""
+        with self.stepper.transaction() as session:
+            row = incidents.resolve(session, incident_id, actor=actor, note=note, now=self.clock.now())
+            session.flush()
+            session.expunge(row)
+            return row
+
+    def retry_incident(self, incident_id: int, *, actor: str | None) -> RetryResult:
+        """Run an incident's work again. A timer fires now through the normal step, and the incident closes in
+        that step's transaction; if it fails again the incident stays open with the new error (and the error
+        is raised). A queued job goes back into its queue (the queue's registered requeue)."""
+        with self.db.read() as session:
+            row = session.get(Incident, incident_id)
+            kind = row.kind if row is not None else None
+        if kind == "job":
+            return self._requeue(incident_id, actor)
+        try:
+            with self.stepper.transaction() as session:
+                row = incidents.get_open(session, incident_id)
+                now = self.clock.now()
+                timer = session.get(Timer, row.timer_id) if row.timer_id is not None else None
+                if timer is None or timer.status not in ("failed", "waiting"):
+                    incidents.close(row, actor=actor, now=now, resolution="cancelled",
+                                    note="定时器已不在等待状态，无需重试")
+                    return RetryResult(incident_id, fired=False, resolution="cancelled")
+                timer.status, timer.claim_expires_at = "waiting", None
+                session.flush()
+                worker = f"retry:{actor or '-'}"
+                fired = self._fire(session, timer.id, worker, actor, {"retry_of_incident": incident_id})
+                resolution = "retried" if fired else "cancelled"
+                incidents.close(row, actor=actor, now=now, resolution=resolution,
+                                note=None if fired else "案件已不再等待该定时器（已推进或结束），无需触发")
+                return RetryResult(incident_id, fired=fired, resolution=resolution)
+        except (NotFoundError, ConflictError):
+            raise  # already dealt with, or the case was busy with another step: nothing ran, nothing counted
+        except QifuError as exc:
+            self._retry_failed(incident_id, exc)
+            raise QifuError(f"重试失败，事件仍未解决：{exc.message}", element=exc.element) from exc
+        except Exception as exc:
+            self._retry_failed(incident_id, exc)
+            raise QifuError(f"重试失败，事件仍未解决：{type(exc).__name__}: {exc}") from exc
+
+    def _retry_failed(self, incident_id: int, exc: BaseException) -> None:
+        """A retry that failed: the incident stays open, with one attempt more and the new error."""
+        with self.stepper.transaction() as session:
+            row = session.get(Incident, incident_id)
+            if row is None or row.status != incidents.OPEN:
+                return
+            error = f"{type(exc).__name__}: {exc}"
+            row.retries += 1
+            row.error, row.updated_at = error[:incidents.MAX_ERROR], self.clock.now()
+            row.element = getattr(exc, "element", None) or row.element
+            if row.timer_id is not None:
+                timer = session.get(Timer, row.timer_id)
+                if timer is not None:
+                    timer.attempts, timer.last_error = (timer.attempts or 0) + 1, error[:4000]
+
+    def _requeue(self, incident_id: int, actor: str | None) -> RetryResult:
+        with self.stepper.transaction() as session:
+            row = incidents.get_open(session, incident_id)
+            queue = self.stepper.services.job_queue(row.job_type or "")
+            if queue is None or row.job_id is None:
+                raise QifuError(f"无法重试：未注册的作业队列“{row.job_type}”")
+            queue.requeue(session, row.job_id, self.clock.now())
+            incidents.close(row, actor=actor, now=self.clock.now(), resolution="requeued")
+            return RetryResult(incident_id, fired=False, resolution="requeued")
 
     # -- moving deadlines -------------------------------------------------------------------------------
     def reschedule_timer(self, timer_id: int, due: datetime | str, *, reason: str, actor: str | None = None,

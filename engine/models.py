@@ -207,7 +207,8 @@ class Incident(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     resolved_by: Mapped[str | None] = mapped_column(String(200))
-    resolution: Mapped[str | None] = mapped_column(String(20))  # retried | resolved
+    resolution: Mapped[str | None] = mapped_column(String(20))  # retried | requeued | cancelled | resolved
+    note: Mapped[str | None] = mapped_column(Text)  # why it was resolved by hand, what a retry found
 
 
 class Event(Base):

@@ -35,6 +35,8 @@ class ServiceCall:
 
 
 Handler = Callable[[ServiceCall], dict[str, Any] | None]
+JobRequeue = Callable[[Session, int, datetime], None]
+"""Put a queued job that gave up (an incident) back in its queue: ``(session, job id, now)``; raise if it cannot."""
 
 
 @dataclass(frozen=True)
@@ -44,9 +46,26 @@ class Registration:
     description: str
 
 
+@dataclass(frozen=True)
+class JobQueue:
+    """A queue of jobs the application runs outside steps (the outbox): how to retry one after an incident."""
+
+    job_type: str
+    requeue: JobRequeue
+    description: str
+
+
 class ServiceRegistry:
     def __init__(self) -> None:
         self._handlers: dict[str, Registration] = {}
+        self._queues: dict[str, JobQueue] = {}
+
+    def register_job_queue(self, job_type: str, requeue: JobRequeue, description: str = "") -> None:
+        """Name a job queue whose give-ups become incidents, and how a retry puts a job back."""
+        self._queues[job_type] = JobQueue(job_type, requeue, description)
+
+    def job_queue(self, job_type: str) -> JobQueue | None:
+        return self._queues.get(job_type)
 
     def register(self, topic: str, handler: Handler, description: str = "") -> None:
         self._handlers[topic] = Registration(topic, handler, description)

@@ -36,3 +36,4 @@ def register(registry: ServiceRegistry) -> None:
     """Register every domain handler on ``registry`` under its topic name."""
     for topic, (handler, description) in TOPICS.items():
         registry.register(topic, handler, description)  # type: ignore[arg-type]
+    registry.register_job_queue(notify.JOB_TYPE, notify.requeue, "通知待发消息（qifu outbox send）")

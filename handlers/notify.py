@@ -20,6 +20,8 @@ from typing import Any, Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engine import incidents
+from engine.errors import ConflictError, NotFoundError
 from engine.services import ServiceCall
 
 from .common import fail, unit
@@ -115,6 +117,19 @@ class DeliveryReport:
     failed: int = 0
 
 
+JOB_TYPE = "outbox"  # the job queue's name on incidents
+
+
+def requeue(session: Session, job_id: int, now: datetime) -> None:
+    """Retry of an outbox incident: the message is pending again (the next ``qifu outbox send`` tries it)."""
+    row = session.get(Outbox, job_id)
+    if row is None:
+        raise NotFoundError(f"待发消息 #{job_id} 不存在")
+    if row.sent_at is not None:
+        raise ConflictError(f"待发消息 #{job_id} 已发送")
+    row.attempts, row.last_error = 0, None
+
+
 def pending(session: Session, limit: int = 100, max_attempts: int = 5) -> list[Outbox]:
     """Unsent messages with attempts left, oldest first."""
     return list(session.scalars(select(Outbox).where(Outbox.sent_at.is_(None), Outbox.attempts < max_attempts)
@@ -123,7 +138,8 @@ def pending(session: Session, limit: int = 100, max_attempts: int = 5) -> list[O
 
 def deliver_pending(session: Session, sender: Sender, now: datetime, *, limit: int = 100,
                     max_attempts: int = 5) -> DeliveryReport:
-    """Send pending rows through ``sender``; a failure is recorded on the row (attempts, last_error)."""
+    """Send pending rows through ``sender``; a failure is recorded on the row (attempts, last_error), and the
+    last allowed one opens an incident (the message is no longer pending: it must not vanish unseen)."""
     report = DeliveryReport()
     for row in pending(session, limit, max_attempts):
         row.attempts += 1
@@ -132,6 +148,11 @@ def deliver_pending(session: Session, sender: Sender, now: datetime, *, limit: i
         except Exception as exc:  # any gateway failure is recorded and retried later
             row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
             report.failed += 1
+            if row.attempts >= max_attempts:
+                incidents.open_for_job(session, JOB_TYPE, row.id, error=row.last_error, now=now,
+                                       retries=row.attempts, instance_id=row.instance_id,
+                                       business_key=row.business_key,
+                                       element=f"{row.template or 'message'} → {row.recipient}")
             continue
         row.sent_at = now
         row.last_error = None

@@ -67,6 +67,7 @@ def upgrade() -> None:
         sa.Column('resolved_at', sa.DateTime(timezone=True), nullable=True),
         sa.Column('resolved_by', sa.String(length=200), nullable=True),
         sa.Column('resolution', sa.String(length=20), nullable=True),
+        sa.Column('note', sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(['instance_id'], ['instance.id'], ondelete='SET NULL'),
         sa.ForeignKeyConstraint(['timer_id'], ['timer.id'], ondelete='SET NULL'),
         sa.PrimaryKeyConstraint('id'),

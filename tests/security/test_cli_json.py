@@ -139,6 +139,14 @@ COMMANDS: dict[str, Args] = {
                         bad_env={"QIFU_SENDER": "no_such_module:Sender"}),
     "briefing": Args(lambda e: ["briefing", "2026-09", "--xlsx", str(e.tmp / "briefing.xlsx")],
                      lambda e: ["briefing", "2026-13"], lambda d: d["xlsx"].endswith("briefing.xlsx")),
+    "incident list": Args(lambda e: ["incident", "list", "--status", "all"],
+                          lambda e: ["incident", "list", "--status", "closed"],
+                          lambda d: d["counts"] == {"open": 1, "resolved": 0} and d["incidents"][0]["job_type"] == "outbox"),
+    "incident retry": Args(lambda e: ["incident", "retry", "1"], lambda e: ["incident", "retry", "999"],
+                           lambda d: d == {"incident": 1, "fired": False, "resolution": "requeued"}),
+    "incident resolve": Args(lambda e: ["incident", "resolve", "1", "--note", "已人工通知企业"],
+                             lambda e: ["incident", "resolve", "1"],
+                             lambda d: d["status"] == "resolved" and d["note"] == "已人工通知企业"),
     "settings": Args(lambda e: ["settings"], lambda e: ["settings"],
                      lambda d: any(r["variable"] == "QIFU_DATABASE_URL" and r["value"] for r in d),
                      bad_env={"QIFU_TRUSTED_PROXIES": "many"}),
@@ -175,11 +183,18 @@ def _release(url: str) -> None:
     db.dispose(url)
 
 
+class _Refusing:
+    def send(self, message: Any) -> None:
+        raise RuntimeError("短信网关拒绝")
+
+
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
     """A database set up the way an operator would: init, deploy, a case submitted, an API client, a user."""
     from engine import tasks
+    from handlers import notify
     from handlers.intake import submit_case
+    from handlers.models import Outbox
     from web.auth import add_user
     from web.engine import build_engine
     from web.settings import Settings
@@ -195,7 +210,11 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
     with engine.session() as session:
         create_client(session, Env.client, ["wechat_account"], engine.clock.now())
         add_user(session, Env.user, "setup-password", unit="PA01", roles=["综合受理板块"], now=engine.clock.now())
-        pass
+        # a message the gateway refused on its only attempt: incident #1 (for qifu incident …)
+        session.add(Outbox(business_key=case.business_key, recipient="enterprise", address="0579-84661160",
+                           template="received", body="测试消息", created_at=engine.clock.now(), attempts=0))
+        session.flush()
+        notify.deliver_pending(session, _Refusing(), engine.clock.now(), max_attempts=1)
     task = engine.tasks.query(tasks.TaskQuery()).rows[0].task_guid
     _release(url)
     return path, case.business_key, task

@@ -158,4 +158,17 @@ def main(ctx: click.Context, json_output: bool) -> None:
 pass_state = click.make_pass_decorator(CliState)
 
 # each module adds its commands: api_clients (intake API), briefing/outbox/units (domain), users (web accounts)
-from . import api_clients, audit, briefing, cases, deploy, outbox, settings, setup, units, users, workdays  # noqa: E402,F401
+from . import (  # noqa: E402,F401
+    api_clients,
+    audit,
+    briefing,
+    cases,
+    deploy,
+    incidents,
+    outbox,
+    settings,
+    setup,
+    units,
+    users,
+    workdays,
+)
