@@ -50,10 +50,15 @@ def init(state, demo: bool) -> None:
         state.out("", data)
 
 
-def _scheduler(engine):
+def _scheduler(engine, *, poll_seconds: float = 30.0, lease_seconds: float | None = None,
+               batch: int | None = None):
+    """The timer executor (not started): claims batches of due timers under a lease, sleeps until the next
+    due instant, and wakes when another process creates or moves a timer (engine.jobs.TimerScheduler)."""
     from engine import jobs
 
-    return jobs.TimerScheduler(engine.management.run_due_timers, engine.management.next_due)
+    return engine.management.executor(poll_seconds=poll_seconds,
+                                      lease_seconds=jobs.LEASE_SECONDS if lease_seconds is None else lease_seconds,
+                                      batch=jobs.CLAIM_BATCH if batch is None else batch)
 
 
 @main.command()
@@ -80,12 +85,18 @@ def serve(state, host: str, port: int, no_timers: bool) -> None:
 
 
 @main.command()
+@click.option("--poll", "poll_seconds", default=30.0, show_default=True, type=click.FloatRange(0.1, 3600),
+              help="safety-net seconds between looks at the next due timer (changes wake it at once)")
+@click.option("--lease", "lease_seconds", default=60.0, show_default=True, type=click.FloatRange(1, 3600),
+              help="seconds a claim keeps other executors off a batch; a killed executor's rows wait this long")
+@click.option("--batch", default=10, show_default=True, type=click.IntRange(1, 1000),
+              help="due timers one claim takes (small: parallel executors share a burst)")
 @pass_state
-def worker(state) -> None:
-    """Run only the timer executor (for deployments with several processes)."""
+def worker(state, poll_seconds: float, lease_seconds: float, batch: int) -> None:
+    """Run only the timer executor; several on PostgreSQL split the due timers between them."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())  # before start(): the backlog may take a while
-    scheduler = _scheduler(state.engine)
+    scheduler = _scheduler(state.engine, poll_seconds=poll_seconds, lease_seconds=lease_seconds, batch=batch)
     scheduler.start()
     click.echo("定时器执行器已启动 (Ctrl+C 退出)")
     try:
