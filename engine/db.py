@@ -23,6 +23,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 DEFAULT_URL = "sqlite:///var/qifu.db"
+WAL_AUTOCHECKPOINT = 10000  # pages; SQLite's own default (1000) syncs the disk every few dozen steps
 
 _engines: dict[str, Engine] = {}
 _read_engines: dict[str, Engine] = {}
@@ -32,14 +33,16 @@ def database_url(url: str | None = None) -> str:
     return url or os.environ.get("QIFU_DATABASE_URL") or DEFAULT_URL
 
 
-def get_engine(url: str | None = None, *, synchronous: str = "NORMAL") -> Engine:
+def get_engine(url: str | None = None, *, synchronous: str = "NORMAL",
+               wal_autocheckpoint: int = WAL_AUTOCHECKPOINT) -> Engine:
     """The process-wide engine for ``url`` (default: ``QIFU_DATABASE_URL`` or the SQLite file).
 
     ``synchronous`` is SQLite's: ``NORMAL`` survives a crash of the process, ``FULL`` also a power loss.
+    ``wal_autocheckpoint``: the log size (pages) at which a commit copies the log into the file and syncs.
     """
     url = database_url(url)
     if url not in _engines:
-        _engines[url] = _create(url, synchronous=synchronous)
+        _engines[url] = _create(url, synchronous=synchronous, wal_autocheckpoint=wal_autocheckpoint)
     return _engines[url]
 
 
@@ -54,7 +57,8 @@ def get_read_engine(url: str | None = None) -> Engine:
     return _read_engines[url]
 
 
-def _create(url: str, *, read_only: bool = False, synchronous: str = "NORMAL") -> Engine:
+def _create(url: str, *, read_only: bool = False, synchronous: str = "NORMAL",
+            wal_autocheckpoint: int = WAL_AUTOCHECKPOINT) -> Engine:
     if not url.startswith("sqlite"):
         return create_engine(url, pool_pre_ping=True, future=True)
     path = url.split("///", 1)[-1]
@@ -69,13 +73,18 @@ def _create(url: str, *, read_only: bool = False, synchronous: str = "NORMAL") -
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'FULL' else 'NORMAL'}")
         cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA wal_autocheckpoint={int(wal_autocheckpoint)}")
         if read_only:
             cur.execute("PRAGMA query_only=ON")  # a read session that tries to write fails loudly
         cur.close()
 
+    begin = "BEGIN" if read_only else "BEGIN IMMEDIATE"
+
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        # On the DBAPI connection: through SQLAlchemy's execution this statement cost more than a step's
+        # own statements (every step begins a transaction).
+        conn.connection.dbapi_connection.execute(begin)
 
     return engine
 
@@ -131,9 +140,10 @@ def session_scope(url: str | None = None) -> Iterator[Session]:
 class Database:
     """One database, as the engine's services use it: write transactions and read-only ones."""
 
-    def __init__(self, url: str | None = None, *, synchronous: str = "NORMAL") -> None:
+    def __init__(self, url: str | None = None, *, synchronous: str = "NORMAL",
+                 wal_autocheckpoint: int = WAL_AUTOCHECKPOINT) -> None:
         self.url = database_url(url)
-        get_engine(self.url, synchronous=synchronous)
+        get_engine(self.url, synchronous=synchronous, wal_autocheckpoint=wal_autocheckpoint)
         self.writes = session_factory(self.url)
         self.reads = read_session_factory(self.url)
 

@@ -12,7 +12,6 @@ completed in the step, and the full set of active elements after it (open user t
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,6 +20,7 @@ from typing import Any
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
+from . import codec
 from .db import Database
 from .errors import NotFoundError
 from .models import Event, Instance
@@ -31,7 +31,9 @@ _INSERT = Prepared(insert(Event.__table__))  # every step's: compiled once, run 
 
 
 def canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    """Sorted compact JSON: the text the chain hashes (byte for byte what ``json.dumps(sort_keys=True,
+    separators=(",", ":"), ensure_ascii=False)`` writes for the header's strings and integers)."""
+    return codec.dumps(value, sort_keys=True)
 
 
 def _utc(at: datetime) -> datetime:
@@ -122,7 +124,7 @@ class StepEvent:
     @classmethod
     def from_row(cls, row: Any) -> StepEvent:
         """Parse an ``event`` row (the ORM model or a result row with the same columns)."""
-        body = json.loads(row.payload)
+        body = codec.loads(row.payload)
         active = body.get("active")
         return cls(
             action=row.action, at=_utc(row.at), actor=row.actor, task_guid=row.task_guid, spec_id=row.spec_id,

@@ -35,12 +35,22 @@ _human_task = HumanTask.__table__
 _READ_BY_TASK = (_READ.add_columns(_human_task.c.assignee)
                  .join_from(_instance, _human_task, _human_task.c.instance_id == _instance.c.id)
                  .where(_human_task.c.task_guid == bindparam("guid")).with_for_update(of=_instance))
-_WRITTEN = ("status", "ended_at", "state_json", "data_json", "updated_at", "due_at", "history_seq", "history_hash",
-            "version")
+_ALWAYS = ("state_json", "data_json", "updated_at", "history_seq", "history_hash", "version")
+_INDEXED = ("status", "ended_at", "due_at")  # written only when changed: SQLite rewrites an index entry it is told to set
 _INSERT = Prepared(insert(_instance).returning(_instance.c.id))
-_WRITE = Prepared(update(_instance)
-                  .where(_instance.c.id == bindparam("b_id"), _instance.c.version == bindparam("b_version"))
-                  .values({name: bindparam(name) for name in _WRITTEN}))
+_WRITES: dict[tuple[str, ...], Prepared] = {}
+
+
+def _write_statement(changed: tuple[str, ...]) -> Prepared:
+    found = _WRITES.get(changed)
+    if found is None:
+        found = _WRITES[changed] = Prepared(
+            update(_instance)
+            .where(_instance.c.id == bindparam("b_id"), _instance.c.version == bindparam("b_version"))
+            .values({name: bindparam(name) for name in _ALWAYS + changed}))
+    return found
+
+
 _READ_ONE = Prepared(_READ_LOCKED)
 _READ_TASK = Prepared(_READ_BY_TASK)
 
@@ -63,6 +73,7 @@ class InstanceRecord:
     history_hash: str
     due_at: datetime | None = None
     ended_at: datetime | None = None
+    read: tuple[Any, ...] = ()  # (status, ended_at, due_at) as read: what write() need not set again
 
 
 def read_locked(session: Session, instance_id: int) -> InstanceRecord:
@@ -79,7 +90,9 @@ def read_locked(session: Session, instance_id: int) -> InstanceRecord:
 
 def _record(row: dict[str, Any]) -> InstanceRecord:
     row["due_at"] = instant(row["due_at"])
-    return InstanceRecord(**row)
+    record = InstanceRecord(**row)
+    record.read = (record.status, None, record.due_at)
+    return record
 
 
 def read_for_task(session: Session, task_guid: str) -> tuple[InstanceRecord, str | None] | None:
@@ -110,15 +123,21 @@ def insert_new(session: Session, *, deployment: DeploymentRef, business_key: str
         raise ConflictError(f"业务编号已存在: {business_key}") from None
     return InstanceRecord(id=cursor.fetchone()[0], deployment_id=deployment.id,
                           content_hash=deployment.content_hash, business_key=business_key, status="running",
-                          state_json="{}", data_json="{}", version=1, history_seq=0, history_hash="")
+                          state_json="{}", data_json="{}", version=1, history_seq=0, history_hash="",
+                          read=("running", None, None))
 
 
 def write(session: Session, record: InstanceRecord, now: datetime) -> None:
     """Save the step's outcome, guarded by the version the step read; moves ``record.version`` on by one."""
-    cursor = _WRITE.execute(session, {
-        "b_id": record.id, "b_version": record.version, "status": record.status, "ended_at": record.ended_at,
-        "state_json": record.state_json, "data_json": record.data_json, "updated_at": now, "due_at": record.due_at,
-        "history_seq": record.history_seq, "history_hash": record.history_hash, "version": record.version + 1})
+    values = {"b_id": record.id, "b_version": record.version, "state_json": record.state_json,
+              "data_json": record.data_json, "updated_at": now, "history_seq": record.history_seq,
+              "history_hash": record.history_hash, "version": record.version + 1}
+    now_indexed = (record.status, record.ended_at, record.due_at)
+    changed = tuple(name for name, old, new in zip(_INDEXED, record.read or (None,) * 3, now_indexed, strict=True)
+                    if new != old or not record.read)
+    values.update((name, getattr(record, name)) for name in changed)
+    cursor = _write_statement(changed).execute(session, values)
     if cursor.rowcount != 1:
         raise ConflictError(CONFLICT)
     record.version += 1
+    record.read = now_indexed

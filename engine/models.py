@@ -110,7 +110,7 @@ class HumanTask(Base):
     name: Mapped[str | None] = mapped_column(String(400))
     lane: Mapped[str | None] = mapped_column(String(400))
     candidate_groups: Mapped[str] = mapped_column(String(1000), default="")  # comma-separated
-    assignee: Mapped[str | None] = mapped_column(String(200), index=True)
+    assignee: Mapped[str | None] = mapped_column(String(200))
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     due_provisional: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -118,13 +118,18 @@ class HumanTask(Base):
 
 # The inbox's order (due first, tasks without a due date last): an index in that order pages without sorting.
 Index("ix_human_task_due_order", HumanTask.due_at.is_(None), HumanTask.due_at, HumanTask.id)
+# Partial: most tasks open unclaimed and close uncompleted-by-anyone-yet, and a step then writes no entry.
+# ``assignee = :user`` / ``completed_by = :user`` imply IS NOT NULL, so both databases use them for those.
+_ASSIGNED = text("assignee IS NOT NULL")
+Index("ix_human_task_assignee", HumanTask.assignee, sqlite_where=_ASSIGNED, postgresql_where=_ASSIGNED)
 
 
 class TaskCandidate(Base):
     """One candidate group of an open task (Camunda's identity link): the inbox finds a group's tasks by index."""
 
     __tablename__ = "task_candidate"
-    __table_args__ = (Index("ix_task_candidate_group", "group_name", "task_guid"),)
+    __table_args__ = (Index("ix_task_candidate_group", "group_name", "task_guid"),
+                      {"sqlite_with_rowid": False})  # the primary key is the table: one b-tree less per step
 
     task_guid: Mapped[str] = mapped_column(ForeignKey("human_task.task_guid", ondelete="CASCADE"),
                                            primary_key=True)
@@ -151,7 +156,13 @@ class HistoricTask(Base):
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     outcome: Mapped[str | None] = mapped_column(String(20))  # completed | cancelled (None while open)
-    completed_by: Mapped[str | None] = mapped_column(String(200), index=True)
+    completed_by: Mapped[str | None] = mapped_column(String(200))
+
+
+# A clerk's 已办, newest first: only completed rows have an entry (a task opens with none).
+_COMPLETED = text("completed_by IS NOT NULL")
+Index("ix_historic_task_completed_by", HistoricTask.completed_by, HistoricTask.ended_at, HistoricTask.id,
+      sqlite_where=_COMPLETED, postgresql_where=_COMPLETED)
 
 
 class Timer(Base):

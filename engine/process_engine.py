@@ -54,7 +54,8 @@ class ProcessEngine:
         self.url = settings.database_url
         self.clock = clock or SystemClock()
         self.services = services if services is not None else ServiceRegistry()
-        self.db = db.Database(self.url, synchronous=settings.sqlite_synchronous)
+        self.db = db.Database(self.url, synchronous=settings.sqlite_synchronous,
+                              wal_autocheckpoint=settings.sqlite_wal_autocheckpoint)
         calendar_settings = CalendarSettings.from_settings(settings)
         self.stepper = Stepper(self.db, self.clock, self.services, limits=ScriptLimits.from_settings(settings),
                                calendar_settings=calendar_settings,

@@ -21,13 +21,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from . import history, instance_rows
+from .codec import jsonable
 from .db import Database
 from .errors import ConflictError, NotFoundError
 from .forms import form_fields, validate_form
 from .models import Deployment, Instance
 from .repository import find_deployment, specs_for
 from .state import load_state
-from .step import Stepper, StepResult, jsonable
+from .step import Stepper, StepResult
 
 Also = Callable[[Session, StepResult], None]
 

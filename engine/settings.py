@@ -82,6 +82,10 @@ class EngineSettings:
                                       "SQLite `synchronous`: `NORMAL` (a committed step survives a crash of the "
                                       "process, not a power loss) or `FULL` (also a power loss)",
                                       choice("NORMAL", "FULL"))
+    sqlite_wal_autocheckpoint: int = setting(
+        "QIFU_SQLITE_WAL_AUTOCHECKPOINT", "10000",
+        "SQLite: copy the write-ahead log into the database file once it holds this many pages (4 KiB each); "
+        "each copy syncs the disk, so a larger log syncs less often", positive_int)
     count_from: str = setting("QIFU_COUNT_FROM", "next_day",
                               "working days count from the day after receipt (`next_day`) or from it (`same_day`)",
                               choice("next_day", "same_day"))

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Insert
+from sqlalchemy import Insert, event
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
@@ -40,6 +40,29 @@ def instant(value: Any) -> datetime | None:
     if isinstance(value, str):
         return datetime.fromisoformat(value).replace(tzinfo=UTC)
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+_CONNECTION = "qifu_dbapi_connection"  # session.info: (dialect, DBAPI connection) of its open transaction
+
+
+@event.listens_for(Session, "after_begin")
+def _remember_connection(session: Session, _transaction: Any, connection: Any) -> None:
+    """Asking the session for its connection costs more than most of a step's statements: ask once."""
+    session.info[_CONNECTION] = (connection.dialect, connection.connection)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_connection(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:
+        session.info.pop(_CONNECTION, None)
+
+
+def _connection(session: Session) -> tuple[Dialect, Any]:
+    found = session.info.get(_CONNECTION)
+    if found is None:
+        connection = session.connection()
+        found = session.info.get(_CONNECTION) or (connection.dialect, connection.connection)
+    return found
 
 
 class Prepared:
@@ -73,8 +96,7 @@ class Prepared:
 
     def execute(self, session: Session, params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None) -> Any:
         """Run the statement once (a mapping) or for many rows (a sequence of mappings); returns the cursor."""
-        connection = session.connection()
-        dialect = connection.dialect
+        dialect, dbapi_connection = _connection(session)
         rows = [params or {}] if params is None or isinstance(params, Mapping) else list(params)
         sqlite_values = dialect.name == "sqlite"
         prepared = [self._params(r, sqlite_values) for r in rows]
@@ -82,7 +104,7 @@ class Prepared:
         if literals:
             extra = {k: _to_sqlite(v) for k, v in literals.items()} if sqlite_values else literals
             prepared = [{**extra, **p} for p in prepared]
-        cursor = connection.connection.cursor()
+        cursor = dbapi_connection.cursor()
         try:
             if len(prepared) == 1:
                 cursor.execute(sql, prepared[0])

@@ -23,7 +23,7 @@ from SpiffWorkflow.bpmn.serializer.migration.version_migration import MIGRATIONS
 from SpiffWorkflow.bpmn.serializer.workflow import VERSION as SPIFF_VERSION
 from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer
 
-from . import compaction
+from . import codec, compaction
 from .bpmn import serializer_config
 from .errors import QifuError
 
@@ -82,13 +82,13 @@ def dump_state(workflow: BpmnWorkflow) -> str:
     dct[_state.VERSION_KEY] = STATE_VERSION
     try:
         return orjson.dumps(dct).decode("utf-8")  # the same JSON as _CompactEncoder's, several times faster
-    except TypeError:  # something only SpiffWorkflow's encoder knows (a set a script left in the data)
+    except TypeError:  # what only SpiffWorkflow's encoder knows (a set in the data), an integer beyond 64 bits
         return _state.serialize_json(workflow)
 
 
 def load_state(state_json: str, spec: Any, subprocess_specs: dict[str, Any]) -> BpmnWorkflow:
     """The workflow a saved state describes, on the given spec; an older format is migrated first."""
-    dct = json.loads(state_json)
+    dct = codec.loads(state_json)
     version = dct.pop(_state.VERSION_KEY, None)
     if version != STATE_VERSION:
         _migrate(dct, version, spec, subprocess_specs)

@@ -27,16 +27,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import orjson
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from . import history, instance_rows, jobs, task_rows
+from . import codec, history, instance_rows, jobs, task_rows
 from .bpmn import ExternalServiceTask
 from .calendar import CalendarSettings, WorkdayCalendar, load_calendar, track_provisional
 from .clock import Clock
+from .codec import jsonable
 from .db import Database
 from .errors import ConflictError, QifuError, ServiceTaskError
 from .instance_rows import InstanceRecord
@@ -47,12 +47,6 @@ from .state import dump_state, load_state
 from .workflow_cache import WorkflowCache
 
 _log = logging.getLogger(__name__)
-_AS_STORED = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
-
-
-def jsonable(value: Any) -> Any:
-    """``value`` as it will be stored: JSON types only (anything else, a datetime too, becomes ``str(it)``)."""
-    return orjson.loads(orjson.dumps(value, default=str, option=_AS_STORED))
 
 
 @dataclass
@@ -262,7 +256,7 @@ class Stepper:
         if opened or closed or moved:
             instance.due_at = task_rows.earliest_due(session, instance.id, ready)
 
-        before = orjson.loads(instance.data_json or "{}")
+        before = codec.loads(instance.data_json or "{}")
         merged: dict[str, Any] = {}
         for t in completed:
             merged.update(t.data)
@@ -283,7 +277,7 @@ class Stepper:
             instance.status = "completed"
             instance.ended_at = now
         instance.state_json = dump_state(workflow)
-        instance.data_json = orjson.dumps(after, default=str, option=_AS_STORED).decode("utf-8")
+        instance.data_json = codec.dumps(after)
         instance_rows.write(session, instance, now)
         if instance.status == "running":  # a finished case takes no more steps: nothing to keep
             session.info[_CACHE_PUT] = (instance.id, instance.version, instance.history_hash, workflow)

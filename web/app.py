@@ -40,12 +40,14 @@ from engine.settings import SettingsError, positive_int
 
 from .engine import build_engine
 from .links import normalize_base_url
+from .observability import init_app as init_observability
 from .settings import Settings
 
 # web/views/<name>.py, each with a Blueprint ``bp``. Order matters only for URL conflicts.
 BLUEPRINTS: list[str] = ["auth", "inbox", "tasks", "cases", "status", "intake", "public", "api"]
 BLUEPRINTS.append("supervision")  # 督办台账 / 跟踪督办 / 月度简报
 BLUEPRINTS.append("search")  # 案件查询 / 我的已办
+BLUEPRINTS.append("health")  # /healthz, /readyz, /metrics
 
 MIB = 1024 * 1024
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
@@ -106,6 +108,7 @@ def create_app(engine: ProcessEngine | None = None, config: dict[str, Any] | Non
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = secret_key(settings.secret_key, var_dir)
     app.extensions["qifu_engine"] = engine or build_engine(settings)
+    init_observability(app, app.extensions["qifu_engine"])  # request ids, JSON request log, metrics
 
     CSRFProtect(app)  # app.extensions["csrf"]: an API blueprint may csrf.exempt() itself
     from .auth import init_login

@@ -124,6 +124,18 @@ def test_ordinary_python_in_a_script_task_reaches_the_case_data(engine) -> None:
     assert "办理" not in data  # printed text is not case data
 
 
+def test_an_integer_beyond_64_bits_is_kept_exactly(engine) -> None:
+    iid = start(engine, diagrams.after_form("big", diagrams.script("big = 2 ** 70 + 1\nsmall = -(2 ** 63)")),
+                "big", "BIG-1")
+    engine.runtime.complete_task(open_task(engine, iid, "fill"), {}, actor="alice")
+    with engine.session() as s:
+        data = json.loads(s.get(Instance, iid).data_json)
+    assert data["big"] == 2 ** 70 + 1 and isinstance(data["big"], int)
+    assert data["small"] == -(2 ** 63)
+    assert engine.runtime.workflow(iid).data.get("big", 2 ** 70 + 1) == 2 ** 70 + 1
+    assert not engine.history.verify([iid])
+
+
 # --- step limits ----------------------------------------------------------------------------------------------
 def test_a_loop_without_a_wait_state_stops_at_the_task_limit(engine, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("QIFU_MAX_STEP_TASKS", "200")
