@@ -79,9 +79,9 @@ def get_open(session: Session, incident_id: int) -> Incident:
     """The open incident ``incident_id``, locked for the caller's transaction; a clear error otherwise."""
     row = session.get(Incident, incident_id, with_for_update=True)
     if row is None:
-        raise NotFoundError(f"事件 #{incident_id} 不存在")
+        raise NotFoundError(f"异常事件 #{incident_id} 不存在")
     if row.status != OPEN:
-        raise ConflictError(f"事件 #{incident_id} 已处理（{row.resolution or row.status}）")
+        raise ConflictError(f"异常事件 #{incident_id} 已处理（{row.resolution or row.status}）")
     return row
 
 
@@ -111,9 +111,9 @@ def page(session: Session, *, status: str | None = OPEN, kind: str | None = None
          page: int = 1, per_page: int = PAGE_SIZE) -> IncidentPage:
     """One page of incidents, newest first (``status`` None: all)."""
     if status is not None and status not in STATUSES:
-        raise QifuError(f"未知的事件状态“{status}”，可用：{'、'.join(STATUSES)}")
+        raise QifuError(f"未知的异常事件状态“{status}”，可用：{'、'.join(STATUSES)}")
     if kind is not None and kind not in KINDS:
-        raise QifuError(f"未知的事件类型“{kind}”，可用：{'、'.join(KINDS)}")
+        raise QifuError(f"未知的异常事件类型“{kind}”，可用：{'、'.join(KINDS)}")
     if page < 1 or per_page < 1:
         raise QifuError("页码和每页条数必须是正整数")
     query = select(Incident)

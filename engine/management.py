@@ -188,7 +188,7 @@ class ManagementService:
         with self.db.read() as session:
             row = session.get(Incident, incident_id)
             if row is None:
-                raise NotFoundError(f"事件 #{incident_id} 不存在")
+                raise NotFoundError(f"异常事件 #{incident_id} 不存在")
             session.expunge(row)
             return row
 
@@ -238,10 +238,10 @@ class ManagementService:
             raise  # already dealt with, or the case was busy with another step: nothing ran, nothing counted
         except QifuError as exc:
             self._retry_failed(incident_id, exc)
-            raise QifuError(f"重试失败，事件仍未解决：{exc.message}", element=exc.element) from exc
+            raise QifuError(f"重试失败，异常事件仍未解决：{exc.message}", element=exc.element) from exc
         except Exception as exc:
             self._retry_failed(incident_id, exc)
-            raise QifuError(f"重试失败，事件仍未解决：{type(exc).__name__}: {exc}") from exc
+            raise QifuError(f"重试失败，异常事件仍未解决：{type(exc).__name__}: {exc}") from exc
 
     def _retry_failed(self, incident_id: int, exc: BaseException) -> None:
         """A retry that failed: the incident stays open, with one attempt more and the new error."""

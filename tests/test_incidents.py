@@ -164,7 +164,7 @@ def test_resolving_needs_a_note_and_leaves_the_timer_unfired(engine, clock, fail
         engine.management.resolve_incident(incident.id, actor="admin", note="again")
     with pytest.raises(NotFoundError):
         engine.management.retry_incident(incident.id + 1000, actor="admin")
-    with pytest.raises(QifuError, match="未知的事件状态"):
+    with pytest.raises(QifuError, match="未知的异常事件状态"):
         engine.management.incidents(status="closed")
 
 

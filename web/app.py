@@ -48,6 +48,7 @@ BLUEPRINTS: list[str] = ["auth", "inbox", "tasks", "cases", "status", "intake", 
 BLUEPRINTS.append("supervision")  # 督办台账 / 跟踪督办 / 月度简报
 BLUEPRINTS.append("search")  # 案件查询 / 我的已办
 BLUEPRINTS.append("health")  # /healthz, /readyz, /metrics
+BLUEPRINTS.append("incidents")  # 异常事件: timers and jobs that failed their retries (administrators)
 
 MIB = 1024 * 1024
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "

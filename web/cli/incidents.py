@@ -76,9 +76,9 @@ def incident_list(state, status: str, kind: str | None, business_key: str | None
 def incident_retry(state, incident_id: int, actor: str) -> None:
     """Run an incident's work again: a timer fires now through the normal step; a job is queued again."""
     result = state.engine.management.retry_incident(incident_id, actor=actor)
-    messages = {"retried": "定时器已触发，事件已解决", "requeued": "已重新排队，事件已解决",
-                "cancelled": "定时器已不再等待（案件已推进），事件已关闭"}
-    state.out(f"事件 #{incident_id}：{messages.get(result.resolution, result.resolution)}",
+    messages = {"retried": "定时器已触发，异常事件已解决", "requeued": "已重新排队，异常事件已解决",
+                "cancelled": "定时器已不再等待（案件已推进），异常事件已关闭"}
+    state.out(f"异常事件 #{incident_id}：{messages.get(result.resolution, result.resolution)}",
               {"incident": incident_id, "fired": result.fired, "resolution": result.resolution})
 
 
@@ -91,4 +91,4 @@ def incident_retry(state, incident_id: int, actor: str) -> None:
 def incident_resolve(state, incident_id: int, note: str, actor: str) -> None:
     """Close an incident by hand (its timer is not fired), with a note saying why."""
     row = state.engine.management.resolve_incident(incident_id, actor=actor, note=note)
-    state.out(f"事件 #{incident_id} 已标记为已解决", incident_dict(row))
+    state.out(f"异常事件 #{incident_id} 已标记为已解决", incident_dict(row))
