@@ -51,6 +51,9 @@ class Settings:
     public_process: str = setting("QIFU_PUBLIC_PROCESS", "fenghua_one_place",
                                   "the process the public form starts")
     public_channel: str = setting("QIFU_PUBLIC_CHANNEL", "web_form", "the channel recorded for the public form")
+    metrics_token: str | None = setting("QIFU_METRICS_TOKEN", "",
+                                        "bearer token that lets Prometheus scrape `/metrics` from another machine "
+                                        "or through the proxy; unset: only from this machine, not proxied")
     sender: str | None = setting("QIFU_SENDER", "",
                                  "`module:Class` that delivers the outbox (SMS, e-mail); unset: a logging sender",
                                  _sender)
@@ -69,5 +72,5 @@ class Settings:
             "QIFU_API_RATE_WINDOW": self.api_rate_window, "QIFU_PUBLIC_RATE_LIMIT": self.public_rate_limit,
             "QIFU_PUBLIC_RATE_WINDOW": self.public_rate_window, "QIFU_PUBLIC_PROCESS": self.public_process,
             "QIFU_PUBLIC_CHANNEL": self.public_channel, "QIFU_VAR_DIR": self.var_dir,
-            "QIFU_SENDER": self.sender,
+            "QIFU_SENDER": self.sender, "QIFU_METRICS_TOKEN": self.metrics_token,
         }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from pathlib import Path
 
@@ -63,22 +64,51 @@ def _scheduler(engine, *, poll_seconds: float = 30.0, lease_seconds: float | Non
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=5000, show_default=True, type=int)
-@click.option("--no-timers", is_flag=True, help="do not run the timer executor in this process")
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(0, 65535),
+              help="0: any free port (the banner names it)")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64),
+              help="gunicorn worker processes (about one per CPU core)")
+@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64),
+              help="threads per worker (requests one worker answers at once)")
+@click.option("--timeout", default=60, show_default=True, type=click.IntRange(5, 3600),
+              help="seconds a request may take before gunicorn restarts its worker")
+@click.option("--no-timers", is_flag=True, help="no timer executor (run `qifu worker` processes instead)")
+@click.option("--debug", is_flag=True, help="Flask's development server in one process (never in production)")
 @pass_state
-def serve(state, host: str, port: int, no_timers: bool) -> None:
-    """Run the web UI with the timer executor."""
+@reports_errors
+def serve(state, host: str, port: int, workers: int, threads: int, timeout: int, no_timers: bool,
+          debug: bool) -> None:
+    """Run the web UI under gunicorn, with one timer executor process beside it.
+
+    The supervisor opens no database: each gunicorn worker builds its own app after the fork, and the
+    executor is a process of its own, so N workers never mean N executors (see web/cli/serving.py).
+    """
     from sqlalchemy.engine import make_url
 
+    database = make_url(state.settings.engine.database_url).render_as_string(hide_password=True)
+    if debug:
+        _serve_debug(state, host, port, no_timers, database)
+        return
+    from .serving import ServeOptions, supervise
+
+    options = ServeOptions(host=host, port=port, workers=workers, threads=threads, timeout=timeout,
+                           database=database)
+    code = supervise(options, timers=not no_timers)
+    if code:
+        sys.exit(code)
+
+
+def _serve_debug(state, host: str, port: int, no_timers: bool, database: str) -> None:
+    """Flask's development server with the debugger, the executor in a thread: for development only."""
     from web.app import create_app
 
-    app = create_app(engine=state.engine)
+    app = create_app(engine=state.engine, settings=state.settings)
     scheduler = None if no_timers else _scheduler(state.engine)
     if scheduler:
         scheduler.start()
-    click.echo(f"Qifu 运行于 http://{host}:{port}/ (数据库 {make_url(state.engine.url).render_as_string(hide_password=True)})")
+    click.echo(f"Qifu 运行于 http://{host}:{port}/ (开发服务器，请勿用于生产；数据库 {database})")
     try:
-        app.run(host=host, port=port, threaded=True, use_reloader=False)
+        app.run(host=host, port=port, threaded=True, use_reloader=False, debug=True)
     finally:
         if scheduler:
             scheduler.shutdown()

@@ -1,10 +1,9 @@
-"""The overview page (what is deployed, how many cases are running, the next timer) and a health check."""
+"""The overview page: what is deployed, how many cases are running, the next timer (health checks: web/views/health.py)."""
 
 from __future__ import annotations
 
 from flask import Blueprint, render_template
 from flask_login import login_required
-from sqlalchemy import select
 
 from .common import engine
 
@@ -19,9 +18,3 @@ def index() -> str:
     return render_template("index.html", deployments=deployments, running=qifu.runtime.count(status="running"),
                            next_due=qifu.management.next_due())
 
-
-@bp.get("/healthz")
-def healthz() -> dict:
-    with engine().read() as session:
-        session.execute(select(1))
-    return {"status": "ok"}
