@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 from .bpmn import timer_definition
 from .clock import to_utc
 from .models import Timer
-from .sql import Prepared
+from .sql import Prepared, instant
 
 log = logging.getLogger(__name__)
 
@@ -240,9 +240,10 @@ def due_timer_ids(session: Session, now: datetime, limit: int = 100) -> list[int
     return list(session.scalars(_claimable(session, now, limit)))
 
 
-def claim_due(session: Session, worker: str, now: datetime, limit: int = CLAIM_BATCH,
-              lease_seconds: float = LEASE_SECONDS) -> list[int]:
-    """Mark up to ``limit`` due, unclaimed rows as ``worker``'s until ``now + lease``; their ids, soonest first.
+def claim_batch(session: Session, worker: str, now: datetime, limit: int = CLAIM_BATCH,
+                lease_seconds: float = LEASE_SECONDS) -> list[tuple[int, int]]:
+    """Mark up to ``limit`` due, unclaimed rows as ``worker``'s until ``now + lease``; ``(timer id, instance id)``
+    of each, soonest due first.
 
     The caller commits at once: the mark, not a lock held open, keeps other executors off these rows while
     this one fires them one step at a time, and a lease that runs out (the executor was killed) frees them.
@@ -251,26 +252,72 @@ def claim_due(session: Session, worker: str, now: datetime, limit: int = CLAIM_B
     expires = now + timedelta(seconds=lease_seconds)
     statement = (update(_timer).where(_timer.c.id.in_(_claimable(session, now, limit).scalar_subquery()))
                  .values(claimed_by=worker, claim_expires_at=expires)
-                 .returning(_timer.c.id, _timer.c.due_at))
+                 .returning(_timer.c.id, _timer.c.instance_id, _timer.c.due_at))
     rows = session.execute(statement).all()
-    return [tid for tid, _due in sorted(rows, key=lambda r: (to_utc(r[1]), r[0]))]
+    return [(tid, iid) for tid, iid, _due in sorted(rows, key=lambda r: (to_utc(r[2]), r[0]))]
 
 
-_CLAIM = Prepared(update(_timer).where(
-    _timer.c.id == bindparam("tid"), _timer.c.status == "waiting",
+def claim_due(session: Session, worker: str, now: datetime, limit: int = CLAIM_BATCH,
+              lease_seconds: float = LEASE_SECONDS) -> list[int]:
+    """:func:`claim_batch`'s timer ids."""
+    return [tid for tid, _iid in claim_batch(session, worker, now, limit, lease_seconds)]
+
+
+class FiringTimer(NamedTuple):
+    """A timer row just claimed as ``fired`` by :func:`claim_for_firing`: what its firing step needs."""
+
+    id: int
+    instance_id: int
+    task_guid: str
+    kind: str
+    occurrence: int
+    due_at: datetime
+    interrupting: bool | None
+
+
+_FIRE = Prepared(update(_timer).where(
+    _timer.c.id == bindparam("tid"), _timer.c.status == "waiting", _timer.c.due_at <= bindparam("now"),
     or_(_timer.c.claimed_by == bindparam("worker"), _timer.c.claim_expires_at.is_(None),
         _timer.c.claim_expires_at <= bindparam("now")))
     .values(status="fired", fired_at=bindparam("now"), claimed_by=bindparam("worker"), claim_expires_at=None,
-            attempts=_timer.c.attempts + 1))
+            attempts=_timer.c.attempts + 1)
+    .returning(_timer.c.instance_id, _timer.c.task_guid, _timer.c.kind, _timer.c.occurrence, _timer.c.due_at,
+               _timer.c.interrupting))
+_CANCEL_ONE = Prepared(update(_timer).where(_timer.c.id == bindparam("tid")).values(status="cancelled"))
+_INSTANCE_OF = Prepared(select(_timer.c.instance_id).where(_timer.c.id == bindparam("tid")))
+
+
+def instance_of(session: Session, timer_id: int) -> int | None:
+    """The instance a timer row belongs to (no lock: the firing step locks the instance first)."""
+    found = _INSTANCE_OF.scalars(session, {"tid": timer_id})
+    return found[0] if found else None
+
+
+def claim_for_firing(session: Session, timer_id: int, worker: str, now: datetime) -> FiringTimer | None:
+    """Compare-and-set ``waiting → fired`` of a due row, in the firing step's transaction; the row for exactly
+    one claimer, None for everybody else. Call it with the instance row already locked (the order every step
+    takes its locks in: instance, then timer rows; the other order deadlocks against a step on the case).
+
+    It matches only while the row is ``worker``'s claim or nobody's (a lease another executor took over wins
+    against a slow first owner), and it commits or rolls back with the step it triggers. One statement: the
+    row comes back with the update (``RETURNING``), the step needs no second read.
+    """
+    rows = _FIRE.execute(session, {"tid": timer_id, "now": now, "worker": worker}).fetchall()
+    if not rows:
+        return None
+    instance_id, task_guid, kind, occurrence, due_at, interrupting = rows[0]
+    return FiringTimer(timer_id, instance_id, task_guid, kind, occurrence, instant(due_at),
+                       None if interrupting is None else bool(interrupting))
 
 
 def claim(session: Session, timer_id: int, worker: str, now: datetime) -> bool:
-    """Compare-and-set ``waiting → fired`` in the firing step's transaction; True for exactly one claimer.
+    """:func:`claim_for_firing` as a yes/no."""
+    return claim_for_firing(session, timer_id, worker, now) is not None
 
-    It matches only while the row is ``worker``'s claim or nobody's (a lease another executor took over wins
-    against a slow first owner), and it commits or rolls back with the step it triggers.
-    """
-    return _CLAIM.execute(session, {"tid": timer_id, "now": now, "worker": worker}).rowcount == 1
+
+def cancel(session: Session, timer_id: int) -> None:
+    """A claimed row whose timer event no longer waits (its case moved on): it will never fire."""
+    _CANCEL_ONE.execute(session, {"tid": timer_id})
 
 
 def release(session: Session, timer_id: int, worker: str, retry_at: datetime | None = None) -> None:

@@ -75,21 +75,21 @@ class ManagementService:
             return self._fire(session, timer_id, worker, worker)
 
     def _fire(self, session: Session, timer_id: int, worker: str, actor: str | None,
-              details: dict[str, Any] | None = None) -> bool:
+              details: dict[str, Any] | None = None, instance_id: int | None = None) -> bool:
         """The firing step inside ``session``'s transaction: the claim (``waiting → fired``) and the step commit
-        together or not at all."""
-        timer = session.get(Timer, timer_id)
-        if timer is None or timer.status != "waiting":
-            return False
+        together or not at all. The instance is locked before the timer row, as every step does."""
+        if instance_id is None:
+            instance_id = jobs.instance_of(session, timer_id)
+            if instance_id is None:
+                return False
         now = self.clock.now()
-        if to_utc(timer.due_at) > now:
+        instance, workflow = self.stepper.load(session, instance_id)
+        timer = jobs.claim_for_firing(session, timer_id, worker, now)
+        if timer is None:  # not due, not waiting, or another executor's
             return False
-        if not jobs.claim(session, timer_id, worker, now):
-            return False
-        instance, workflow = self.stepper.load(session, timer.instance_id)
         task = workflow.get_task_from_id(UUID(timer.task_guid))
         if task is None or task.state != TaskState.WAITING:
-            session.get(Timer, timer_id).status = "cancelled"
+            jobs.cancel(session, timer_id)
             return False
 
         def act(wf: BpmnWorkflow, completed: list[Any]) -> None:
@@ -100,7 +100,7 @@ class ManagementService:
             wf.refresh_timers()
 
         self.stepper.run(session, instance, workflow, now, actor, "timer_fired", act, task=task,
-                         details={"timer": timer_id, "due_at": to_utc(timer.due_at).isoformat(),
+                         details={"timer": timer_id, "due_at": timer.due_at.isoformat(),
                                   "occurrence": timer.occurrence, "interrupting": timer.interrupting,
                                   **(details or {})},
                          fired_timer=(timer.task_guid, timer.occurrence), process_key=workflow.spec.name)
@@ -117,11 +117,12 @@ class ManagementService:
         """
         worker = worker or jobs.worker_name()
         with self.stepper.transaction() as session:
-            ids = jobs.claim_due(session, worker, self.clock.now(), batch, lease_seconds)
-        run = ExecutorRun(claimed=len(ids))
-        for timer_id in ids:
+            claimed = jobs.claim_batch(session, worker, self.clock.now(), batch, lease_seconds)
+        run = ExecutorRun(claimed=len(claimed))
+        for timer_id, instance_id in claimed:
             try:
-                run.fired += self.fire_timer(timer_id, worker)
+                with self.stepper.transaction() as session:
+                    run.fired += self._fire(session, timer_id, worker, worker, instance_id=instance_id)
             except ConflictError:  # the case moved on concurrently; the timer is still waiting
                 with self.stepper.transaction() as session:
                     jobs.release(session, timer_id, worker, self._later(retry_seconds))
@@ -226,10 +227,13 @@ class ManagementService:
                     incidents.close(row, actor=actor, now=now, resolution="cancelled",
                                     note="定时器已不在等待状态，无需重试")
                     return RetryResult(incident_id, fired=False, resolution="cancelled")
+                # the case first, then its timer row: the lock order of every step (the other order deadlocks)
+                session.execute(select(Instance.id).where(Instance.id == timer.instance_id).with_for_update())
                 timer.status, timer.claim_expires_at = "waiting", None
                 session.flush()
                 worker = f"retry:{actor or '-'}"
-                fired = self._fire(session, timer.id, worker, actor, {"retry_of_incident": incident_id})
+                fired = self._fire(session, timer.id, worker, actor, {"retry_of_incident": incident_id},
+                                   instance_id=timer.instance_id)
                 resolution = "retried" if fired else "cancelled"
                 incidents.close(row, actor=actor, now=now, resolution=resolution,
                                 note=None if fired else "案件已不再等待该定时器（已推进或结束），无需触发")
