@@ -312,3 +312,49 @@ def test_a_fixed_clock_executor_in_the_past_stays_consistent(db_url, services):
     with engine.stepper.transaction() as s:
         assert jobs.claim_due(s, "b", clock.now(), 5, lease_seconds=40) == [second]
     assert engine.management.next_due() == clock.now() + timedelta(seconds=20)  # a's lease ends first
+
+
+@pytest.mark.postgres_only
+def test_firing_waits_for_a_step_on_the_same_case_instead_of_deadlocking(db_url, clock, services):
+    """A step on the case holds the instance row and then cancels the timer row; an executor firing that timer
+    meanwhile takes the instance first too, so it waits, then finds the timer no longer waiting. (Claiming the
+    timer row first would make the two transactions wait on each other: PostgreSQL aborts one as a deadlock.)"""
+    from sqlalchemy import update
+
+    from engine import instance_rows
+
+    engine = ProcessEngine(db_url, clock, services)
+    engine.deploy(diagram("timer_at.bpmn"), filename="timer_at.bpmn")
+    iid = start_at(engine, "LOCK-1", clock.now() + timedelta(minutes=1))
+    clock.advance(minutes=2)
+    [timer] = timers(engine)
+    locked, errors, fired = threading.Event(), [], []
+
+    def step_on_the_case() -> None:
+        session = engine.db.writes()
+        try:
+            instance_rows.read_locked(session, iid)
+            locked.set()
+            time.sleep(1.0)  # the executor is now waiting (on the instance, or holding the timer row)
+            session.execute(update(Timer).where(Timer.id == timer.id).values(status="cancelled"))
+            session.commit()
+        except Exception as exc:  # a deadlock would land here or in the executor
+            errors.append(exc)
+            session.rollback()
+        finally:
+            session.close()
+
+    def executor() -> None:
+        locked.wait(10)
+        try:
+            fired.append(ProcessEngine(db_url, clock, services).management.fire_timer(timer.id, "executor"))
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=step_on_the_case), threading.Thread(target=executor)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == [] and fired == [False]
+    assert timers(engine)[0].status == "cancelled" and fired_per_timer(engine) == {}
