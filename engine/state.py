@@ -28,6 +28,7 @@ from .bpmn import serializer_config
 from .errors import QifuError
 
 STATE_VERSION = SPIFF_VERSION  # the format of state_json: SpiffWorkflow's serializer version (1.5)
+COMPACT_ABOVE = 16  # tasks: a smaller tree has nothing worth the walk; a looping case is still kept near this size
 _SPEC = "qifu_spec"  # where the spec objects wait while a state is restored (never stored)
 
 
@@ -75,9 +76,11 @@ _WORKFLOW_TYPENAME = _state.registry.typenames[BpmnWorkflow]
 def dump_state(workflow: BpmnWorkflow) -> str:
     """Serialise the instance state, after compacting its task tree (see :mod:`engine.compaction`).
 
-    Compaction changes ``workflow`` in place, so call this last in a step.
+    Compaction changes ``workflow`` in place, so call this last in a step. A tree of up to
+    :data:`COMPACT_ABOVE` tasks is saved as it is: walking it costs more than its few finished tasks do.
     """
-    compaction.compact(workflow)
+    if len(workflow.tasks) > COMPACT_ABOVE or workflow.subprocesses:
+        compaction.compact(workflow)
     dct = _state.to_dict(workflow)
     dct[_state.VERSION_KEY] = STATE_VERSION
     try:
