@@ -14,6 +14,7 @@ Writes and reads take different transactions, so that reads never block writes:
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -86,7 +87,37 @@ def _create(url: str, *, read_only: bool = False, synchronous: str = "NORMAL",
         # own statements (every step begins a transaction).
         conn.connection.dbapi_connection.execute(begin)
 
+    _replace_broken_connections(engine, path, read_only)
     return engine
+
+
+# --- SQLite file faults: connections the pool must not keep (issue #11, fault tests in tests/faults/) ---------
+_REPLACE_AFTER = ("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_IOERR")
+
+
+def _replace_broken_connections(engine: Engine, path: str, read_only: bool) -> None:
+    """Keep the pool from holding on to a connection that cannot write, so service resumes by itself.
+
+    SQLite opens a file it may not write read-only without a word, and such a connection stays read-only
+    after the permissions are fixed; so a write connection over a file (or its -wal/-shm) this process
+    cannot write is refused as SQLite itself would refuse the write. A connection that hit a read-only,
+    can't-open or I/O error (the file replaced, moved or on a failing disk) is treated as disconnected: the
+    pool drops it and the next checkout opens the file afresh.
+    """
+    if not read_only and path and path != ":memory:" and not path.startswith("file:"):
+        @event.listens_for(engine, "connect", insert=True)
+        def _refuse_unwritable(_dbapi_conn: Any, _record: Any) -> None:
+            for name in (path, f"{path}-wal", f"{path}-shm"):
+                if os.path.exists(name) and not os.access(name, os.W_OK):
+                    error = sqlite3.OperationalError(f"attempt to write a readonly database ({name})")
+                    error.sqlite_errorcode, error.sqlite_errorname = 8, "SQLITE_READONLY"
+                    raise error
+
+    @event.listens_for(engine, "handle_error")
+    def _drop_broken(context: Any) -> None:
+        name = getattr(context.original_exception, "sqlite_errorname", None) or ""
+        if name.startswith(_REPLACE_AFTER):
+            context.is_disconnect = True
 
 
 def dispose_all() -> None:

@@ -31,6 +31,8 @@ from typing import Any
 
 from flask import Flask, Response, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -41,6 +43,7 @@ from engine.settings import SettingsError, positive_int
 from .engine import build_engine
 from .links import normalize_base_url
 from .observability import init_app as init_observability
+from .outage import Outage, outage_of, wants_json
 from .settings import Settings
 
 # web/views/<name>.py, each with a Blueprint ``bp``. Order matters only for URL conflicts.
@@ -194,6 +197,32 @@ def _register_error_pages(app: Flask) -> None:
         headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}  # Allow, Retry-After…
         return error(status, code, message, headers=headers)
 
+    def unavailable(outage: Outage) -> Any:
+        """503 with Retry-After: JSON for the API and for clients asking for JSON, else a page that needs no
+        database (web/templates/errors/503.html)."""
+        app.logger.warning("database %s on %s %s: %s", outage.reason, request.method, request.path, outage.detail)
+        headers = {"Retry-After": str(outage.retry_after)}
+        if is_api_request() or wants_json():
+            from .views.api import error
+
+            return error(503, outage.code, outage.message, headers=headers)
+        try:
+            html = render_template("errors/503.html", title=outage.title, message=outage.message,
+                                   retry_after=outage.retry_after)
+        except Exception:  # never let the error page fail on top of the outage
+            app.logger.exception("the 503 page could not be rendered")
+            html = f"{outage.title}（503）：{outage.message}"
+        return html, 503, headers
+
+    @app.errorhandler(DBAPIError)
+    @app.errorhandler(SQLAlchemyTimeoutError)
+    def _database(exc: Exception):
+        """A view met the database down, full, read-only or busy; other database errors stay 500s."""
+        outage = outage_of(exc)
+        if outage is None:
+            raise exc
+        return unavailable(outage)
+
     @app.errorhandler(CSRFError)
     def _csrf(exc: CSRFError):
         if is_api_request():
@@ -203,6 +232,9 @@ def _register_error_pages(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
         """Every HTTP error, and (as 500) every unhandled exception once Flask has logged it."""
+        outage = outage_of(getattr(exc, "original_exception", None)) if exc.code == 500 else None
+        if outage is not None:  # raised outside a view: opening or saving the session, before_request
+            return unavailable(outage)
         if is_api_request():
             return api_error(exc)
         if exc.code == 413:
