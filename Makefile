@@ -25,6 +25,7 @@ run: $(VENV)/.installed
 ## and (when Debian's postgresql is installed) PostgreSQL
 test: $(VENV)/.installed
 	$(BIN)/ruff check engine handlers web tests bench migrations
+	$(BIN)/mypy
 	scripts/check-bpmn.sh
 	eval "$$(scripts/test-postgres.sh start)"; $(BIN)/python -m pytest $(PYTEST_ARGS)
 

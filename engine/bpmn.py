@@ -27,7 +27,7 @@ The specs call back into the workflow's script engine (``run_service`` / ``timer
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn, overload
 
 from SpiffWorkflow.bpmn import BpmnEvent
 from SpiffWorkflow.bpmn.parser.BpmnParser import full_tag
@@ -67,6 +67,11 @@ from SpiffWorkflow.util.task import TaskState
 
 from .forms import check_fields, fields_of_form
 
+if TYPE_CHECKING:  # to mypy the parser mixins below extend SpiffWorkflow's event parser (untyped, so Any)
+    from SpiffWorkflow.bpmn.parser.event_parsers import EventDefinitionParser as _EventParser
+else:
+    _EventParser = object
+
 CAMUNDA = "{" + CAMUNDA_MODEL_NS + "}"
 
 _ISO_DURATION = re.compile(r"^P(?!$)(\d+(\.\d+)?Y)?(\d+(\.\d+)?M)?(\d+(\.\d+)?W)?(\d+(\.\d+)?D)?"
@@ -79,6 +84,10 @@ _CAMUNDA_EXPR = re.compile(r"^\$\{(.*)\}$", re.S)
 _ISO_LIKE = re.compile(r"^(R\d*/|PT?\d|\d{4}-\d)", re.I)
 
 
+@overload
+def camunda_expression(text: str) -> str: ...
+@overload
+def camunda_expression(text: None) -> None: ...
 def camunda_expression(text: str | None) -> str | None:
     """Turn a value written the Camunda way into a Python expression for the restricted engine.
 
@@ -131,7 +140,8 @@ class ExternalServiceTaskParser(TaskParser):
             self.raise_validation_exception(
                 "服务任务必须是 Camunda 外部任务 (camunda:type=\"external\" 且设置 camunda:topic)"
             )
-        inputs, outputs = [], []
+        inputs: list[list[Any]] = []
+        outputs: list[list[Any]] = []
         for tag, target in (("inputParameter", inputs), ("outputParameter", outputs)):
             for node in self.xpath(f".//camunda:inputOutput/camunda:{tag}"):
                 if len(node):
@@ -206,7 +216,7 @@ class QifuMessageEventDefinition(MessageEventDefinition):
         return None
 
 
-class _EventParserMixin:
+class _EventParserMixin(_EventParser):
     """Event definitions whose references are checked, so a broken reference is a parse error on the element.
 
     Messages the Camunda way, looked up by id in the document: SpiffWorkflow's Camunda parser builds an
@@ -215,6 +225,9 @@ class _EventParserMixin:
     ``errorRef``/``signalRef``/``escalationRef`` SpiffWorkflow 3.2 fails with a TypeError in its own error
     reporting; for a boundary event without a definition it supports it raises NotImplementedError.
     """
+
+    if TYPE_CHECKING:  # SpiffWorkflow's NodeParser method, declared here for what it is: it always raises
+        def raise_validation_exception(self, message: str) -> NoReturn: ...
 
     def parse_message_event(self, message_event):
         ref = message_event.get("messageRef")
@@ -411,7 +424,7 @@ class QifuParallelGateway(ParallelGateway):
         return len(waiting_inputs) == 0
 
 
-class _TimerParserMixin:
+class _TimerParserMixin(_EventParser):
     def parse_timer_event(self, event):
         description = self.get_event_description(event)
         name = self.node.get("name", self.node.get("id"))

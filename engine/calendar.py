@@ -27,9 +27,9 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from sqlalchemy import delete, func, insert, select, type_coerce
+from sqlalchemy import Table, delete, func, insert, select, type_coerce
 from sqlalchemy.orm import Session
 
 from .clock import SHANGHAI, to_utc
@@ -235,13 +235,14 @@ def seed_from_chinesecalendar(session: Session, now: datetime) -> int:
             _, name = chinese_calendar.get_holiday_detail(day)
             name = chinese_names.get(name, name)  # the clerks read Chinese: 国庆节, not "National Day"
             if working and day.weekday() >= 5:
-                note = f"调休上班 ({name})" if name else "调休上班"
+                note: str | None = f"调休上班 ({name})" if name else "调休上班"
             else:
                 note = name or None
             rows.append({"day": day, "is_workday": working, "note": note, "source": "chinesecalendar"})
             day += timedelta(days=1)
-        session.execute(Workday.__table__.delete().where(Workday.day.between(date(year, 1, 1), date(year, 12, 31))))
-        session.execute(Workday.__table__.insert(), rows)
+        workday = cast(Table, Workday.__table__)  # SQLAlchemy types __table__ as FromClause; this is a Table
+        session.execute(workday.delete().where(Workday.day.between(date(year, 1, 1), date(year, 12, 31))))
+        session.execute(workday.insert(), rows)
         touch_year(session, year, "chinesecalendar", now)
         written += len(rows)
     return written

@@ -139,14 +139,14 @@ def _check_constraints(fd: FieldDef, value: Any) -> None:
     if isinstance(value, str):
         if len(value) > MAX_STRING:
             raise ValueError(f"长度不能超过 {MAX_STRING}")
-        if c.get("minlength") and len(value) < int(c["minlength"]):
+        if (minlength := c.get("minlength")) and len(value) < int(minlength):
             raise ValueError(f"长度不能少于 {c['minlength']} 个字符")
-        if c.get("maxlength") and len(value) > int(c["maxlength"]):
+        if (maxlength := c.get("maxlength")) and len(value) > int(maxlength):
             raise ValueError(f"长度不能超过 {c['maxlength']} 个字符")
     if fd.type == "long":
-        if c.get("min") is not None and value < int(c["min"]):
+        if (low := c.get("min")) is not None and value < int(low):
             raise ValueError(f"不能小于 {c['min']}")
-        if c.get("max") is not None and value > int(c["max"]):
+        if (high := c.get("max")) is not None and value > int(high):
             raise ValueError(f"不能大于 {c['max']}")
     if fd.type == "date":
         if c.get("min") and value < c["min"]:
@@ -227,8 +227,8 @@ def _field_problem(fd: FieldDef) -> str | None:
     high = c.get("maxlength")
     if low is not None and int(low) > min(int(high) if high is not None else MAX_STRING, MAX_STRING):
         return f"最小长度 {low} 大于最大长度，字段永远无法填写"
-    if c.get("min") is not None and c.get("max") is not None:
-        low_v, high_v = c["min"].strip(), c["max"].strip()
+    if (min_c := c.get("min")) is not None and (max_c := c.get("max")) is not None:
+        low_v, high_v = min_c.strip(), max_c.strip()
         if (int(low_v) > int(high_v)) if fd.type == "long" else (low_v > high_v):
             return f"最小值 {low_v} 大于最大值 {high_v}，字段永远无法填写"
     return None

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -21,7 +21,7 @@ from .models import Deployment, HumanTask, Instance
 from .repository import DeploymentRef
 from .sql import Prepared, instant
 
-_instance = Instance.__table__
+_instance = cast(Table, Instance.__table__)  # SQLAlchemy types __table__ as FromClause; it is a Table
 _deployment = Deployment.__table__
 
 _READ = (select(_instance.c.id, _instance.c.deployment_id, _deployment.c.content_hash, _instance.c.business_key,

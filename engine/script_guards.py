@@ -29,7 +29,7 @@ import re
 import string
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import Any, Protocol
 
 from RestrictedPython.Guards import safer_getattr, safer_getattr_raise
@@ -49,10 +49,14 @@ _thread_time = time.thread_time
 class Limits(Protocol):
     """What the guards read; :class:`engine.scripting.ScriptLimits` is the one implementation."""
 
-    time_limit: float
-    max_int_bits: int
-    max_length: int
-    max_total_length: int
+    @property
+    def time_limit(self) -> float: ...
+    @property
+    def max_int_bits(self) -> int: ...
+    @property
+    def max_length(self) -> int: ...
+    @property
+    def max_total_length(self) -> int: ...
 
 
 class _Defaults:
@@ -126,7 +130,7 @@ class evaluation:  # used like a function: ``with evaluation(limits):``
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
-        self.token = None
+        self.token: Token[Budget | None] | None = None
 
     def __enter__(self) -> Budget:
         outer = _current.get()
@@ -183,7 +187,7 @@ def _refuse_bits(bits: float) -> None:
 _SCALARS = frozenset({int, float, bool, complex, type(None)})
 _TEXT = (str, bytes, bytearray)
 _SEQUENCES = (str, bytes, bytearray, list, tuple)
-_VIEWS = (type({}.keys()), type({}.values()), type({}.items()))
+_VIEWS: tuple[type, ...] = (type({}.keys()), type({}.values()), type({}.items()))
 
 
 def check_size(value: Any, limit: int | None = None, what: str = "数据") -> None:
@@ -424,13 +428,14 @@ def fstring(template: str, *values: Any) -> str:
     return safe_format(template, values, {})
 
 
-def percent_format(fmt: str | bytes, args: Any) -> str | bytes:
+def percent_format(fmt: str | bytes | bytearray, args: Any) -> str | bytes:
     """``fmt % args``, one conversion at a time with Python's own ``%``, so the total stays bounded."""
     is_bytes = not isinstance(fmt, str)
-    text = fmt.decode("latin-1") if is_bytes else fmt
+    text = fmt if isinstance(fmt, str) else fmt.decode("latin-1")
     excluded = (tuple, bytes, bytearray) if is_bytes else (tuple, str)
     mapping = args if hasattr(type(args), "__getitem__") and not isinstance(args, excluded) else None
     positional = args if isinstance(args, tuple) else (args,)
+    pieces: list[Any]  # all str for a str template, all bytes for a bytes one: the join below takes them
     used, pieces, total, i, n = 0, [], 0, 0, len(text)
 
     def next_arg() -> Any:
@@ -488,7 +493,7 @@ def percent_format(fmt: str | bytes, args: Any) -> str | bytes:
         conversion = text[k]
         k += 1
         if conversion == "%":
-            piece: str | bytes = fmt[k - 1:k]
+            piece: str | bytes | bytearray = fmt[k - 1:k]
         else:
             if key is not None:
                 if mapping is None:
@@ -719,7 +724,7 @@ def guarded_getattr(obj: Any, name: str, default: Any = None) -> Any:
     if obj in _TEXT_TYPES and (name in _TEXT_CHECKS or name in _TEXT_SPECIAL):
         return _unbound(obj, name)  # str.ljust(s, n)
     if name == "to_bytes" and (obj is int or isinstance(obj, int)):
-        return _unbound(int, name) if obj is int else _to_bytes(obj)
+        return _to_bytes(obj) if isinstance(obj, int) else _unbound(int, name)  # else: obj is int
     if name == "from_bytes" and (obj is int or isinstance(obj, int)):
         return _from_bytes
     if name == "extend" and kind is list:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import ast
 import copy
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 from RestrictedPython import compile_restricted_eval
 from RestrictedPython.Guards import full_write_guard, guarded_iter_unpack_sequence, guarded_unpack_sequence
@@ -57,7 +57,7 @@ RUNTIME_GLOBALS: dict[str, Any] = {
 }
 
 
-def _call(name: str, args: list[ast.expr], like: ast.AST) -> ast.Call:
+def _call(name: str, args: list[ast.expr], like: ast.stmt | ast.expr) -> ast.Call:
     node = ast.Call(func=ast.Name(name, ast.Load()), args=args, keywords=[])
     copy_locations(node, like)
     return node
@@ -66,8 +66,10 @@ def _call(name: str, args: list[ast.expr], like: ast.AST) -> ast.Call:
 class LimitingTransformer(RestrictingNodeTransformer):
     """RestrictedPython's policy with ticks, size guards, safe f-strings and bounded unpacking."""
 
+    # RestrictedPython types every visit_* as returning AST | Iterable[AST] | None; the ones extended here
+    # return the node they were given, hence the casts.
     def visit_Expression(self, node: ast.Expression) -> Any:
-        node = super().visit_Expression(node)
+        node = cast(ast.Expression, super().visit_Expression(node))
         if self.print_info.print_used or self.print_info.printed_used:
             self.error(node.body, "表达式中不能使用 print，只有脚本任务可以 (print only in scripts)")
         return node
@@ -77,28 +79,28 @@ class LimitingTransformer(RestrictingNodeTransformer):
         return node
 
     def visit_While(self, node: ast.While) -> Any:
-        node = super().visit_While(node)
+        node = cast(ast.While, super().visit_While(node))
         tick = ast.Expr(_call(TICK, [], node))
         copy_locations(tick, node)
         node.body.insert(0, tick)
         return node
 
     def visit_FunctionDef(self, node: ast.FunctionDef) -> Any:
-        node = super().visit_FunctionDef(node)
+        node = cast(ast.FunctionDef, super().visit_FunctionDef(node))
         tick = ast.Expr(_call(TICK, [], node))
         copy_locations(tick, node)
         node.body.insert(0, tick)
         return node
 
     def visit_Lambda(self, node: ast.Lambda) -> Any:
-        node = super().visit_Lambda(node)
+        node = cast(ast.Lambda, super().visit_Lambda(node))
         body = ast.BoolOp(op=ast.Or(), values=[_call(TICK, [], node.body), node.body])  # tick() is None
         copy_locations(body, node.body)
         node.body = body
         return node
 
     def visit_BinOp(self, node: ast.BinOp) -> Any:
-        node = super().visit_BinOp(node)
+        node = cast(ast.BinOp, super().visit_BinOp(node))
         name = _BINOP_GUARDS.get(type(node.op))
         return node if name is None else _call(name, [node.left, node.right], node)
 
@@ -119,6 +121,7 @@ class LimitingTransformer(RestrictingNodeTransformer):
                 if piece.conversion != -1:
                     field += "!" + chr(piece.conversion)
                 if piece.format_spec is not None:
+                    assert isinstance(piece.format_spec, ast.JoinedStr)  # what the parser makes of a spec
                     field += ":" + self._template(piece.format_spec, values)
                 parts.append(field + "}")
             else:  # pragma: no cover - nothing else occurs in an f-string
@@ -133,32 +136,32 @@ class LimitingTransformer(RestrictingNodeTransformer):
         return [e.value if isinstance(e, ast.Starred) else ast.Tuple([e], ast.Load()) for e in elts]
 
     def visit_List(self, node: ast.List) -> Any:
-        node = super().visit_List(node)
+        node = cast(ast.List, super().visit_List(node))
         if isinstance(node.ctx, ast.Load) and any(isinstance(e, ast.Starred) for e in node.elts):
             return self._spread("list", node, self._starred_parts(node.elts))
         return node
 
     def visit_Tuple(self, node: ast.Tuple) -> Any:
-        node = super().visit_Tuple(node)
+        node = cast(ast.Tuple, super().visit_Tuple(node))
         if isinstance(node.ctx, ast.Load) and any(isinstance(e, ast.Starred) for e in node.elts):
             return self._spread("tuple", node, self._starred_parts(node.elts))
         return node
 
     def visit_Set(self, node: ast.Set) -> Any:
-        node = super().visit_Set(node)
+        node = cast(ast.Set, super().visit_Set(node))
         if any(isinstance(e, ast.Starred) for e in node.elts):
             return self._spread("set", node, self._starred_parts(node.elts))
         return node
 
     def visit_Dict(self, node: ast.Dict) -> Any:
-        node = super().visit_Dict(node)
+        node = cast(ast.Dict, super().visit_Dict(node))
         if any(k is None for k in node.keys):
             parts = [v if k is None else ast.Dict([k], [v]) for k, v in zip(node.keys, node.values, strict=True)]
             return self._spread("dict", node, parts)
         return node
 
     def visit_Call(self, node: ast.Call) -> Any:
-        node = super().visit_Call(node)  # with *args RestrictedPython made it _apply_(f, *args, **kwargs)
+        node = cast(ast.Call, super().visit_Call(node))  # with *args RestrictedPython made it _apply_(f, *args, **kwargs)
         if any(isinstance(a, ast.Starred) for a in node.args):
             spread = self._spread("tuple", node, self._starred_parts(node.args))
             node.args = [ast.Starred(spread, ast.Load())]

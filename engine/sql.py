@@ -20,6 +20,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
+from sqlalchemy.schema import ColumnDefault
 
 _SQLITE = sqlite.dialect(paramstyle="named")  # :name placeholders, which sqlite3 binds from a dict
 _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
@@ -75,7 +76,7 @@ class Prepared:
         if isinstance(statement, Insert):  # Python-side scalar defaults a Core insert would have filled in
             self.statement = statement.inline()
             self._defaults = {c.key: c.default.arg for c in statement.table.columns
-                              if c.default is not None and c.default.is_scalar}
+                              if isinstance(c.default, ColumnDefault) and c.default.is_scalar}
 
     def _sql(self, dialect: Dialect, keys: tuple[str, ...]) -> tuple[str, dict[str, Any]]:
         """The SQL text and the values of the statement's own literals (``status = 'waiting'``)."""
@@ -104,6 +105,7 @@ class Prepared:
         if literals:
             extra = {k: _to_sqlite(v) for k, v in literals.items()} if sqlite_values else literals
             prepared = [{**extra, **p} for p in prepared]
+        assert dialect.dbapi is not None  # the dialect of a connection has its DBAPI module
         cursor = dbapi_connection.cursor()
         try:
             if len(prepared) == 1:

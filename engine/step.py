@@ -224,7 +224,8 @@ class Stepper:
         # What the task and timer rows mirror now: the step writes only the difference.
         tasks_before = task_rows.ready_user_task_ids(workflow)
         timers_before = jobs.waiting_timers(workflow)
-        timers_before.pop(fired_timer, None)  # its row has just been claimed as fired
+        if fired_timer is not None:
+            timers_before.pop(fired_timer, None)  # its row has just been claimed as fired
         if self.cache.verify:
             task_rows.check_rows(session, instance.id, tasks_before)
             jobs.check_rows(session, instance.id, timers_before)

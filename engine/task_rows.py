@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from .bpmn import camunda_expression, timer_definition
@@ -22,9 +22,9 @@ from .clock import to_utc
 from .models import HistoricTask, HumanTask, TaskCandidate
 from .sql import Prepared, instant
 
-_human_task = HumanTask.__table__
-_historic = HistoricTask.__table__
-_candidate = TaskCandidate.__table__
+_human_task = cast(Table, HumanTask.__table__)  # SQLAlchemy types __table__ as FromClause; it is a Table
+_historic = cast(Table, HistoricTask.__table__)
+_candidate = cast(Table, TaskCandidate.__table__)
 # Statements of every step, compiled once and run on the DBAPI cursor (engine.sql).
 _GUIDS = Prepared(select(_human_task.c.task_guid).where(_human_task.c.instance_id == bindparam("instance_id")))
 _DELETE = Prepared(delete(_human_task).where(_human_task.c.task_guid == bindparam("guid")))

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import ColumnElement, Table, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from . import history, instance_rows
@@ -22,7 +22,7 @@ from .models import Deployment, HistoricTask, HumanTask, Instance, TaskCandidate
 from .step import Stepper
 from .task_rows import split_groups
 
-_human_task = HumanTask.__table__
+_human_task = cast(Table, HumanTask.__table__)  # SQLAlchemy types __table__ as FromClause; it is a Table
 _candidate = TaskCandidate.__table__
 
 
@@ -76,7 +76,7 @@ _OPEN_COLUMNS = (_human_task.c.task_guid, _human_task.c.instance_id, Instance.__
 def _conditions(q: TaskQuery) -> list[Any]:
     ht = _human_task
     out: list[Any] = []
-    offered = None
+    offered: ColumnElement[bool] | None = None
     if q.groups is not None:
         offered = ht.c.assignee.is_(None) & exists(select(_candidate.c.task_guid).where(
             _candidate.c.task_guid == ht.c.task_guid, _candidate.c.group_name.in_(list(q.groups) or [""])))
