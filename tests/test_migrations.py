@@ -14,12 +14,11 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 
 import handlers.models  # noqa: F401 - the domain tables share Base.metadata
-import web.intake_models  # noqa: F401
-import web.models  # noqa: F401
+import web.intake_models
+import web.models
 import web.sessions  # noqa: F401
 from engine import db, migrate
 from engine.models import Base
-
 
 # Neither dialect reflects the inbox's expression index; test_inbox_scale checks that plans use it.
 pytestmark = [pytest.mark.filterwarnings("ignore:.*expression-based index:UserWarning"),
