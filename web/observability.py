@@ -126,9 +126,8 @@ class DatabaseCollector(Collector):
                                 value=snap.overdue_timers)
         yield GaugeMetricFamily("qifu_timers_failed", "timers whose firing failed its retries",
                                 value=snap.failed_timers)
-        if snap.incidents is not None:
-            yield GaugeMetricFamily("qifu_incidents_open", "open incidents (failed steps and timers)",
-                                    value=snap.incidents)
+        yield GaugeMetricFamily("qifu_incidents_open", "open incidents (failed steps and timers)",
+                                value=snap.incidents)
         yield _lateness_family(snap.lateness)
         yield GaugeMetricFamily("qifu_metrics_database_seconds", "time this scrape spent reading the database",
                                 value=time.perf_counter() - started)

@@ -146,6 +146,7 @@ def test_metrics_count_cases_tasks_timers_steps_and_lateness(app_engine, clock, 
     assert _metric(body, "qifu_open_cases", process="due_soon") == 3
     assert _metric(body, "qifu_open_tasks", process="due_soon") == 0
     assert _metric(body, "qifu_timers_waiting") == 3 and _metric(body, "qifu_timers_overdue") == 0
+    assert _metric(body, "qifu_incidents_open") == 0
     assert _metric(body, "qifu_step_duration_seconds_count", process="due_soon", action="started") == started + 3
 
     clock.advance(hours=2, minutes=1, seconds=30)  # overdue by 90 s: fired now, each is 90 s late
@@ -160,6 +161,16 @@ def test_metrics_count_cases_tasks_timers_steps_and_lateness(app_engine, clock, 
     assert _metric(body, "qifu_step_duration_seconds_count", process="due_soon", action="timer_fired") >= 3
     assert _metric(body, "qifu_http_request_duration_seconds_count", endpoint="health.metrics", method="GET",
                    status="200") >= 3
+
+
+def test_open_incidents_are_counted(app_engine, tmp_path):
+    from engine import incidents
+
+    client = _app(app_engine, tmp_path).test_client()
+    with app_engine.session() as session:  # what a timer that failed its retries leaves (engine/incidents.py)
+        incidents.open_incident(session, kind="timer", error="ValueError: boom", now=app_engine.clock.now(),
+                                retries=3)
+    assert _metric(client.get("/metrics").get_data(as_text=True), "qifu_incidents_open") == 1
 
 
 def test_a_path_no_route_knows_is_one_label_not_one_per_path(app_engine, tmp_path):

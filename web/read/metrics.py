@@ -44,7 +44,7 @@ class Snapshot:
     overdue_timers: int = 0  # waiting although due: the executors are behind (or none runs)
     failed_timers: int = 0
     lateness: list[float] = field(default_factory=list)  # seconds, of timers due within the window
-    incidents: int | None = None  # None: the engine keeps no incidents (yet)
+    incidents: int = 0
 
 
 def _process_keys(session: Any) -> dict[int, str]:
@@ -78,13 +78,5 @@ def snapshot(engine: Any, now: datetime) -> Snapshot:
             _timer.c.status == "fired", _timer.c.due_at >= now - LATENESS_WINDOW, _timer.c.due_at <= now))
         out.lateness = [max(0.0, (to_utc(fired) - to_utc(due)).total_seconds())
                         for due, fired in recent if fired is not None]
-    out.incidents = open_incidents(engine)
+    out.incidents = engine.management.count_open_incidents()
     return out
-
-
-def open_incidents(engine: Any) -> int | None:
-    """Open incidents, from the engine's management service once it keeps them (None until then)."""
-    count = getattr(engine.management, "count_open_incidents", None)
-    if count is None:
-        return None
-    return int(count())
