@@ -452,10 +452,11 @@ class TimerScheduler:
     ``run_due`` does one batch and returns how many rows it took (0: nothing left to do now); ``next_due_at``
     says when to look next. A :class:`ChangeWatcher` wakes the loop when another process created or moved a
     timer, so it re-reads ``next_due_at`` at once; ``poll_seconds`` is only the safety net (at most
-    :data:`NOTIFY_HORIZON`, the window the PostgreSQL trigger announces). After a run, a row that is still due
-    could not be fired just now (its case was busy, another executor holds it): it is looked at again after
-    ``retry_seconds``, not at once, so the executor never spins. Timers that fell due while nothing was
-    running fire in :meth:`start`, before it returns.
+    :data:`NOTIFY_HORIZON`, the window the PostgreSQL trigger announces). A row that was already due when a
+    run last found nothing it could take cannot be fired just now (its case is busy, another transaction holds
+    it): it is looked at again after ``retry_seconds``, so the executor never spins; a row that fell due after
+    that run is fired at once. Timers that fell due while nothing was running fire in :meth:`start`, before
+    it returns.
     """
 
     def __init__(self, run_due: Callable[[], int], next_due_at: Callable[[], datetime | None],
@@ -469,6 +470,7 @@ class TimerScheduler:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._checked_at: datetime | None = None
         self.wakes = 0  # how often a change woke the loop (for tests and the log)
 
     @property
@@ -500,33 +502,43 @@ class TimerScheduler:
         """Fire everything due now, batch after batch; returns how many rows the batches took."""
         with self._lock:
             taken = 0
+            started = datetime.now(UTC)
             try:
                 while not self._stop.is_set():
+                    started = datetime.now(UTC)
                     n = self._run_due()
                     taken += n
                     if n == 0:
                         break
             except Exception:  # the executor must keep running; the failure is recorded per timer
                 log.exception("timer executor run failed")
+            self._checked_at = started  # when it last looked and found nothing more it could take
             return taken
 
-    def _seconds_to_next(self) -> float:
+    def _next(self) -> tuple[datetime | None, bool]:
+        """The next due instant, and whether it could be read at all."""
         try:
-            due = self._next_due_at()
+            return self._next_due_at(), True
         except Exception:  # the database is away: look again after the retry interval
             log.exception("timer executor could not read the next due instant")
-            return self._retry
-        if due is None:
-            return self._poll
-        return min((due - datetime.now(UTC)).total_seconds(), self._poll)
+            return None, False
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            delay = self._seconds_to_next()
-            if delay > 0:
-                self._wake.wait(delay)
+            due, ok = self._next()
+            now = datetime.now(UTC)
+            if not ok:
+                self._stop.wait(self._retry)
+                continue
+            if due is None or due > now:
+                wait = self._poll if due is None else min((due - now).total_seconds(), self._poll)
+                self._wake.wait(wait)
                 self._wake.clear()
                 continue  # woken (re-read) or the wait ran out (due now, or the safety poll)
-            self.tick()
-            if not self._stop.is_set() and self._seconds_to_next() <= 0:
-                self._stop.wait(self._retry)  # still due: not fireable just now; changes do not cut this short
+            if self._checked_at is not None and due <= self._checked_at:
+                # it was due already when the last run found nothing it could take: not fireable just now
+                # (its case is busy, another process holds it); changes do not cut this wait short
+                self._checked_at = None
+                self._stop.wait(self._retry)
+                continue
+            self.tick()  # due since the last look: fire it now

@@ -358,3 +358,29 @@ def test_firing_waits_for_a_step_on_the_same_case_instead_of_deadlocking(db_url,
         t.join(30)
     assert errors == [] and fired == [False]
     assert timers(engine)[0].status == "cancelled" and fired_per_timer(engine) == {}
+
+
+def test_a_timer_falling_due_while_the_executor_looked_is_fired_without_the_retry_wait():
+    """Timers falling due one after another while each look at the database takes a while: one that became
+    due during the last (empty) look is fired next, not after the retry interval (60 s here), which is only
+    for rows that were due already and could not be taken."""
+    start = datetime.now(UTC)
+    pending = [start + timedelta(seconds=0.5 + 0.2 * i) for i in range(10)]
+    fired: list[datetime] = []
+
+    def run_due() -> int:
+        due = [d for d in pending if d <= datetime.now(UTC)]
+        for d in due:
+            pending.remove(d)
+            fired.append(d)
+        time.sleep(0.15)  # the claim's commit takes a while: the next timer falls due meanwhile
+        return len(due)
+
+    scheduler = jobs.TimerScheduler(run_due, lambda: min(pending, default=None), poll_seconds=60,
+                                    retry_seconds=60)
+    scheduler.start()
+    try:
+        assert wait_for(lambda: not pending, 10), f"{len(pending)} left: the loop waited for its retry"
+    finally:
+        scheduler.shutdown()
+    assert len(fired) == 10
