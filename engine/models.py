@@ -116,6 +116,11 @@ class HumanTask(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+# Lists join a case to its instance for the status and the earliest deadline only: this index holds both, so
+# they never read the instance row (on SQLite the columns after state_json sit in overflow pages).
+Index("ix_instance_open", Instance.id, Instance.status, Instance.due_at)
+
+
 # The inbox's order (due first, tasks without a due date last): an index in that order pages without sorting.
 Index("ix_human_task_due_order", HumanTask.due_at.is_(None), HumanTask.due_at, HumanTask.id)
 # Partial: most tasks open unclaimed and close uncompleted-by-anyone-yet, and a step then writes no entry.

@@ -24,6 +24,9 @@ from .task_rows import split_groups
 
 _human_task = cast(Table, HumanTask.__table__)  # SQLAlchemy types __table__ as FromClause; it is a Table
 _candidate = TaskCandidate.__table__
+# The open task's instance column as the task queries name it: a caller's ``instances`` subquery that compares
+# with it is evaluated per task (one index probe) instead of being built as a list first.
+TASK_INSTANCE_ID = _human_task.c.instance_id
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,7 @@ class TaskQuery:
 
     groups: tuple[str, ...] | None = None
     assignee: str | None = None
-    instances: Any = None  # a Select of instance ids
+    instances: Any = None  # a Select of instance ids; it may correlate with the task through TASK_INSTANCE_ID
     process_key: str | None = None
     claimed: bool | None = None  # True: assigned to someone; False: unassigned
     due_before: datetime | None = None
@@ -116,12 +119,17 @@ def query_tasks(session: Session, q: TaskQuery, *, page: int = 1, page_size: int
     """
     where = _conditions(q)
     conn = session.connection()
-    total = conn.scalar(select(func.count()).select_from(_from()).where(*where)) or 0
+    # Every task has its instance and deployment (foreign keys, not null): the count and the choice of the
+    # page's tasks join them only when a filter reads them, so neither reads an instance row; the page's
+    # tasks are then read with their instance and deployment.
+    source = _from() if q.process_key else _human_task
+    total = conn.scalar(select(func.count()).select_from(source).where(*where)) or 0
     pages = max(1, -(-total // page_size))
     page = min(max(1, page), pages)
-    stmt = (select(*_OPEN_COLUMNS).select_from(_from()).where(*where)
-            .order_by(_human_task.c.due_at.is_(None), _human_task.c.due_at, _human_task.c.id)
-            .limit(page_size).offset((page - 1) * page_size))
+    order = (_human_task.c.due_at.is_(None), _human_task.c.due_at, _human_task.c.id)
+    chosen = (select(_human_task.c.id).select_from(source).where(*where).order_by(*order)
+              .limit(page_size).offset((page - 1) * page_size))
+    stmt = select(*_OPEN_COLUMNS).select_from(_from()).where(_human_task.c.id.in_(chosen)).order_by(*order)
     rows = [_open_task(r) for r in conn.execute(stmt)]
     return TaskPage(rows, page, pages, total)
 

@@ -12,18 +12,22 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.selectable import Alias
 
 from engine.calendar import WorkdayCalendar
 from engine.process_engine import ProcessEngine
-from engine.tasks import OpenTask, TaskQuery
+from engine.tasks import TASK_INSTANCE_ID, OpenTask, TaskQuery
 from handlers.models import CaseUnit, Category, Channel, EnterpriseCase, OrgUnit
 
 from .. import labels
 from ..auth import CurrentUser
-from ..scope import may_see_case, visible_cases
+from ..scope import may_see_case, sees_region, visible_cases, visible_instance_ids
 from .cases import CaseSummary, case_summaries
 from .deadlines import Deadline, deadline, due_soon_bound
+
+SCOPE_INDEX = "ix_enterprise_case_scope"  # migration 0012: (instance_id, region, unit)
 
 
 @dataclass
@@ -74,16 +78,51 @@ def may_work_on(user: CurrentUser, task: OpenTask, case: CaseSummary) -> bool:
     return may_see_case(user, case.scope) and task_offered_to(user, task)
 
 
-def case_filter(user: CurrentUser, filters: InboxFilters) -> Any:
-    """The instances whose tasks may appear: the viewer's scope and the filters on case fields, as a subquery."""
-    query = select(EnterpriseCase.instance_id).where(visible_cases(user))
+class _ScopeCase(Alias):
+    """``enterprise_case`` as the inbox's per-task probe reads it: on SQLite ``INDEXED BY`` the scope index.
+
+    SQLite answers ``instance_id = ?`` on a table by its unique index before weighing any other (and then
+    reads the wide row for the unit and region); the scope index holds all three. Named, so a missing index
+    is an error, not a slow page."""
+
+    inherit_cache = True
+
+
+@compiles(_ScopeCase, "sqlite")
+def _indexed_by_scope(element: _ScopeCase, compiler: Any, **kw: Any) -> str:
+    text = compiler.visit_alias(element, **kw)
+    return f"{text} INDEXED BY {SCOPE_INDEX}" if kw.get("asfrom") else text
+
+
+def case_filter(user: CurrentUser, filters: InboxFilters, dialect: str = "") -> Any:
+    """The instances whose tasks may appear: the viewer's scope and the filters on case fields, as a subquery.
+
+    Its shape follows who looks (the rule is the same, :mod:`web.scope`):
+
+    - a unit's clerk sees a few thousand cases: the set of their instance ids is built from indexes
+      (:func:`web.scope.visible_instance_ids`) and the inbox reads those cases' tasks only;
+    - a region-wide viewer sees half the database: on SQLite the subquery is correlated with the task
+      (``instance_id = human_task.instance_id``) and probes ``ix_enterprise_case_scope (instance_id, region,
+      unit)``, which holds everything the scope reads — the inbox walks the tasks in due order and stops at
+      the page, the count reads no case row. PostgreSQL plans the plain subquery as a hashed semi-join, its
+      best shape (a correlated one would run once per task).
+    """
+    correlated = dialect == "sqlite" and sees_region(user)
+    ec: Any = EnterpriseCase
+    if correlated:
+        ec = aliased(EnterpriseCase, _ScopeCase._construct(EnterpriseCase.__table__, name="scope_case"))
+        query = select(ec.instance_id).where(ec.instance_id == TASK_INSTANCE_ID, visible_cases(user, ec))
+    elif not (filters.unit or filters.category or filters.channel):
+        return visible_instance_ids(user)
+    else:
+        query = select(ec.instance_id).where(ec.instance_id.in_(visible_instance_ids(user)))
     if filters.unit:
         involved = select(CaseUnit.case_id).where(CaseUnit.unit_code == filters.unit)
-        query = query.where((EnterpriseCase.unit == filters.unit) | EnterpriseCase.id.in_(involved))
+        query = query.where((ec.unit == filters.unit) | ec.id.in_(involved))
     if filters.category:
-        query = query.where(EnterpriseCase.category == filters.category)
+        query = query.where(ec.category == filters.category)
     if filters.channel:
-        query = query.where(EnterpriseCase.channel == filters.channel)
+        query = query.where(ec.channel == filters.channel)
     return query
 
 
@@ -93,7 +132,8 @@ def inbox(engine: ProcessEngine, session: Session, user: CurrentUser, filters: I
     everything = filters.scope == "all" and user.is_supervisor
     query = TaskQuery(groups=None if everything else tuple(user.roles),
                       assignee=None if everything else user.username,
-                      instances=case_filter(user, filters), process_key=filters.process or None)
+                      instances=case_filter(user, filters, session.get_bind().dialect.name),
+                      process_key=filters.process or None)
     if filters.status == "mine":
         query = TaskQuery(assignee=user.username, instances=query.instances, process_key=query.process_key)
     elif filters.status == "unclaimed":

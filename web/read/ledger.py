@@ -14,6 +14,7 @@ cases the month touched (received, answered, rated or supervised in it, or still
 
 from __future__ import annotations
 
+import json
 import re
 from collections import defaultdict
 from collections.abc import Iterator
@@ -21,7 +22,21 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Integer,
+    and_,
+    any_,
+    case,
+    cast,
+    exists,
+    func,
+    literal_column,
+    or_,
+    select,
+    union,
+)
 from sqlalchemy.orm import Session
 
 from engine.clock import SHANGHAI, to_utc
@@ -118,22 +133,49 @@ def _ledger_select(engine: ProcessEngine, q: LedgerQuery, now: datetime) -> tupl
     return base, instances
 
 
+def _matching_ids(engine: ProcessEngine, q: LedgerQuery, now: datetime) -> Any:
+    """The ids of the ledger rows ``q`` selects, as a query that reads indexes only: the instance (status,
+    earliest deadline) is joined only when a filter needs it — every case has one, so the count is the same."""
+    instances = engine.runtime.view()
+    ids = select(EnterpriseCase.id)
+    if q.overdue:
+        ids = ids.join(instances, instances.c.id == EnterpriseCase.instance_id)
+    return ids.where(*_conditions(engine, q, instances, now))
+
+
+def _newest_first(query: Any) -> Any:
+    return query.order_by(EnterpriseCase.received_at.desc(), EnterpriseCase.id.desc())
+
+
+def _page_rows(engine: ProcessEngine, session: Session, ids: list[int], now: datetime) -> list[Any]:
+    """(ledger row, instance status, earliest deadline) of a page's ids, in the page's order."""
+    if not ids:
+        return []
+    instances = engine.runtime.view()
+    found = {row[0].id: row for row in session.execute(
+        select(EnterpriseCase, instances.c.status, instances.c.due_at)
+        .join(instances, instances.c.id == EnterpriseCase.instance_id).where(EnterpriseCase.id.in_(ids)))}
+    return [found[i] for i in ids if i in found]
+
+
 def ledger_page(engine: ProcessEngine, session: Session, q: LedgerQuery, *, now: datetime, page: int = 1,
                 page_size: int = 50) -> LedgerPage:
-    """One page of the ledger, newest first, with the number of cases in all."""
-    base, _ = _ledger_select(engine, q, now)
-    total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
+    """One page of the ledger, newest first, with the number of cases in all.
+
+    The count and the page's ids come from the indexes (``region, received_at, unit`` in that order, so even a
+    late page skips its offset without reading rows); only the page's 50 rows are then read in full."""
+    matching = _matching_ids(engine, q, now)
+    total = session.scalar(select(func.count()).select_from(matching.subquery())) or 0
     pages = max(1, -(-total // page_size))
     page = min(max(1, page), pages)
-    rows = session.execute(base.order_by(EnterpriseCase.received_at.desc(), EnterpriseCase.id.desc())
-                           .limit(page_size).offset((page - 1) * page_size)).all()
-    return LedgerPage(_rows(engine, session, rows, now), page, pages, total)
+    ids = list(session.scalars(_newest_first(matching).limit(page_size).offset((page - 1) * page_size)))
+    return LedgerPage(_rows(engine, session, _page_rows(engine, session, ids, now), now), page, pages, total)
 
 
 def ledger_rows(engine: ProcessEngine, session: Session, q: LedgerQuery, *, now: datetime) -> Iterator[LedgerRow]:
     """Every row of the ledger, newest first, read in batches (an export streams them)."""
     base, _ = _ledger_select(engine, q, now)
-    ordered = base.order_by(EnterpriseCase.received_at.desc(), EnterpriseCase.id.desc())
+    ordered = _newest_first(base)
     result = session.execute(ordered.execution_options(yield_per=EXPORT_BATCH))
     for batch in result.partitions(EXPORT_BATCH):
         yield from _rows(engine, session, batch, now)
@@ -231,20 +273,23 @@ def tracking(engine: ProcessEngine, session: Session, *, region: str | None = No
 
 def open_cases_page(engine: ProcessEngine, session: Session, *, region: str | None, now: datetime,
                     where: ColumnElement[bool] | None = None, page: int = 1, page_size: int = 50) -> LedgerPage:
-    """The cases still open, overdue first, then by their earliest deadline (the tracking board's list)."""
+    """The cases still open, overdue first, then by their earliest deadline (the tracking board's list).
+
+    The count and the page's order come from ``ix_enterprise_case_region_open`` and ``ix_instance_open`` (every
+    column they read is there); only the page's rows are then read in full."""
     instances = engine.runtime.view()
     ec = EnterpriseCase
     late = ec.overdue.is_(True) | (instances.c.due_at < now)
-    base = (select(ec, instances.c.status, instances.c.due_at).join(instances, instances.c.id == ec.instance_id)
-            .where(*([ec.region == region] if region else []), *([where] if where is not None else []),
-                   _open_cases(engine, instances)))
-    total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
+    matching = (select(ec.id).join(instances, instances.c.id == ec.instance_id)
+                .where(*([ec.region == region] if region else []), *([where] if where is not None else []),
+                       _open_cases(engine, instances)))
+    total = session.scalar(select(func.count()).select_from(matching.subquery())) or 0
     pages = max(1, -(-total // page_size))
     page = min(max(1, page), pages)
-    rows = session.execute(base.order_by(case((late, 0), else_=1), instances.c.due_at.is_(None),
-                                         instances.c.due_at, ec.business_key)
-                           .limit(page_size).offset((page - 1) * page_size)).all()
-    return LedgerPage(_rows(engine, session, rows, now), page, pages, total)
+    ids = list(session.scalars(matching.order_by(case((late, 0), else_=1), instances.c.due_at.is_(None),
+                                                  instances.c.due_at, ec.business_key)
+                               .limit(page_size).offset((page - 1) * page_size)))
+    return LedgerPage(_rows(engine, session, _page_rows(engine, session, ids, now), now), page, pages, total)
 
 
 # --- the monthly briefing (FH-10) ---------------------------------------------------------------------
@@ -293,51 +338,129 @@ class Briefing:
                 "total": row(self.total)}
 
 
-def _touched_by(start: datetime, end: datetime) -> ColumnElement[bool]:
-    """The cases a month's briefing needs: received, answered, rated, supervised or transferred in it, or
-    not closed by its end although a deadline had passed or the enterprise was dissatisfied (挂账 then)."""
+def _within(column: Any, start: datetime, end: datetime) -> ColumnElement[bool]:
+    return and_(column >= start, column < end)
+
+
+def _touched_in(start: datetime, end: datetime, scope: list[ColumnElement[bool]]) -> Any:
+    """The cases the month itself touched: received, answered, rated, supervised or transferred in it.
+
+    One part per reason, each found by its own index (receipt, answer, the rating's, supervision's and
+    transfer's time), united: no case is tested against all of them."""
     ec = EnterpriseCase
 
-    def within(column: Any) -> ColumnElement[bool]:
-        return and_(column >= start, column < end)
+    def cases(*conditions: Any) -> Any:
+        return select(ec.id).where(*scope, *conditions)
 
-    rated = exists(select(Rating.id).where(Rating.case_id == ec.id, Rating.at < end))
-    supervised_before = exists(select(Supervision.id).where(Supervision.case_id == ec.id, Supervision.at < end))
-    return or_(within(ec.received_at), within(ec.answered_at),
-               exists(select(Rating.id).where(Rating.case_id == ec.id, within(Rating.at))),
-               exists(select(Supervision.id).where(Supervision.case_id == ec.id, within(Supervision.at))),
-               exists(select(CaseUnit.id).where(CaseUnit.case_id == ec.id, within(CaseUnit.at))),
-               and_(ec.received_at < end, or_(ec.closed_at.is_(None), ec.closed_at >= end),
-                    or_(supervised_before, rated)))
+    return union(
+        cases(_within(ec.received_at, start, end)), cases(_within(ec.answered_at, start, end)),
+        cases(ec.id.in_(select(Rating.case_id).where(_within(Rating.at, start, end)))),
+        cases(ec.id.in_(select(Supervision.case_id).where(_within(Supervision.at, start, end)))),
+        cases(ec.id.in_(select(CaseUnit.case_id).where(_within(CaseUnit.at, start, end)))))
+
+
+_HANDLING = ("handling", "co_handling")
+
+
+def _carried_only(session: Session, end: datetime, scope: list[ColumnElement[bool]], touched: list[int],
+                  dialect: str) -> tuple[int, dict[str, int]]:
+    """挂账 at the month's end of the cases the month did not otherwise touch — the backlog, which adds only
+    to the carried column — counted in SQL: (cases, cases per attributed unit). The rule is the one the
+    briefing applies case by case: not closed by the end, received before it, and a supervision before the
+    end or the latest rating before it 不满意; counted for each unit that handled or co-handled the case, or
+    for its accepting unit when none did."""
+    ec = EnterpriseCase
+    supervised = exists(select(Supervision.id).where(Supervision.case_id == ec.id, Supervision.at < end))
+    latest = (select(Rating.value).where(Rating.case_id == ec.id, Rating.at < end)
+              .order_by(Rating.at.desc(), Rating.id.desc()).limit(1).scalar_subquery())
+    carried = dict(session.execute(
+        select(ec.id, ec.unit).where(*scope, or_(ec.closed_at.is_(None), ec.closed_at >= end), ec.received_at < end,
+                                     or_(supervised, latest == "不满意"), ~_among(ec.id, touched, dialect))).all())
+    handled: dict[int, set[str]] = defaultdict(set)
+    for case_id, unit in session.execute(select(CaseUnit.case_id, CaseUnit.unit_code).where(
+            _among(CaseUnit.case_id, list(carried), dialect), CaseUnit.role.in_(_HANDLING))):
+        handled[case_id].add(unit)
+    per_unit: dict[str, int] = defaultdict(int)
+    for case_id, unit in carried.items():
+        for code in handled.get(case_id) or {unit}:
+            per_unit[code] += 1
+    return len(carried), per_unit
+
+
+def _among(column: Any, ids: list[int], dialect: str) -> ColumnElement[bool]:
+    """``column`` is one of ``ids``, sent as ONE bind parameter however many there are (a JSON array on
+    SQLite, read by ``json_each``; an integer array on PostgreSQL): no statement grows with the data."""
+    if dialect == "postgresql":
+        return column == any_(cast(ids, ARRAY(Integer)))
+    return column.in_(select(literal_column("value")).select_from(func.json_each(json.dumps(ids))))
+
+
+@dataclass(frozen=True)
+class _Case:
+    id: int
+    unit: str
+    received_at: datetime
+    answered_at: datetime | None
+    answered_late: bool | None
+    closed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class _Involved:
+    id: int
+    case_id: int
+    unit_code: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class _Rated:
+    case_id: int
+    value: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class _Supervised:
+    case_id: int
+    kind: str
+    unit_code: str | None
+    at: datetime
 
 
 def briefing(session: Session, month: str, region: str | None = None,
              where: ColumnElement[bool] | None = None) -> Briefing:
-    """Per unit: received, answered on time / late, carried at month end, supervisions and ratings."""
+    """Per unit: received, answered on time / late, carried at month end, supervisions and ratings.
+
+    Reads the columns it counts (plain rows, no ledger objects) of the cases the month touched."""
     start, end = month_bounds(month)
 
     def within(value: datetime | None) -> bool:
         return value is not None and start <= to_utc(value) < end
 
-    query = select(EnterpriseCase).where(_touched_by(start, end))
-    if region:
-        query = query.where(EnterpriseCase.region == region)
-    if where is not None:
-        query = query.where(where)
-    cases = list(session.scalars(query))
+    ec = EnterpriseCase
+    scope = [*([ec.region == region] if region else []), *([where] if where is not None else [])]
+    touched = _touched_in(start, end, scope).subquery()
+    cases = [_Case(*r) for r in session.execute(
+        select(ec.id, ec.unit, ec.received_at, ec.answered_at, ec.answered_late, ec.closed_at)
+        .where(ec.id.in_(select(touched.c[0]))).order_by(ec.id))]
     ids = [c.id for c in cases]
-    involved: dict[int, list[CaseUnit]] = defaultdict(list)
-    ratings: dict[int, list[Rating]] = defaultdict(list)      # up to the month's end
-    supervisions: dict[int, list[Supervision]] = defaultdict(list)
-    for chunk in (ids[i:i + EXPORT_BATCH] for i in range(0, len(ids), EXPORT_BATCH)):
-        for cu in session.scalars(select(CaseUnit).where(CaseUnit.case_id.in_(chunk),
-                                                         CaseUnit.role.in_(("handling", "co_handling")))):
-            involved[cu.case_id].append(cu)
-        for rating in session.scalars(select(Rating).where(Rating.case_id.in_(chunk), Rating.at < end)
-                                      .order_by(Rating.at, Rating.id)):
-            ratings[rating.case_id].append(rating)
-        for sup in session.scalars(select(Supervision).where(Supervision.case_id.in_(chunk), Supervision.at < end)):
-            supervisions[sup.case_id].append(sup)
+    dialect = session.get_bind().dialect.name
+    backlog, backlog_per_unit = _carried_only(session, end, scope, ids, dialect)
+    involved: dict[int, list[_Involved]] = defaultdict(list)
+    ratings: dict[int, list[_Rated]] = defaultdict(list)      # up to the month's end
+    supervisions: dict[int, list[_Supervised]] = defaultdict(list)
+    for cu in session.execute(select(CaseUnit.id, CaseUnit.case_id, CaseUnit.unit_code, CaseUnit.at)
+                              .where(_among(CaseUnit.case_id, ids, dialect),
+                                     CaseUnit.role.in_(("handling", "co_handling")))):
+        involved[cu.case_id].append(_Involved(*cu))
+    for rating in session.execute(select(Rating.case_id, Rating.value, Rating.at)
+                                  .where(_among(Rating.case_id, ids, dialect), Rating.at < end)
+                                  .order_by(Rating.at, Rating.id)):
+        ratings[rating.case_id].append(_Rated(*rating))
+    for sup in session.execute(select(Supervision.case_id, Supervision.kind, Supervision.unit_code, Supervision.at)
+                               .where(_among(Supervision.case_id, ids, dialect), Supervision.at < end)):
+        supervisions[sup.case_id].append(_Supervised(*sup))
     names = _unit_names(session)
     order = dict(session.execute(select(OrgUnit.code, OrgUnit.sort)).all())
     rows: dict[str, BriefingRow] = {}
@@ -386,6 +509,9 @@ def briefing(session: Session, month: str, region: str | None = None,
         for _at, _kind, code in per_unit:
             row(code).supervised += 1
         total.supervised += len(events)
+    total.carried += backlog
+    for code, count in backlog_per_unit.items():
+        row(code).carried += count
     ordered = sorted(rows.values(), key=lambda r: (order.get(r.unit, 1_000_000), r.unit))
     ordered = [r for r in ordered if any((r.received, r.answered_on_time, r.answered_late, r.carried,
                                           r.supervised, r.ratings))]

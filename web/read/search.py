@@ -17,7 +17,7 @@ from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, and_, column, func, literal_column, or_, select, table
 from sqlalchemy.orm import Session
 
 from engine.clock import SHANGHAI, to_utc
@@ -108,22 +108,53 @@ def _check_text(filters: SearchFilters) -> None:
             raise QifuError("查询条件含有不可见的控制字符，请删除后重试")
 
 
-def _text_match(q: str) -> ColumnElement[bool]:
+# The substring index behind the free-text search (migration 0012): on SQLite an FTS5 table with the trigram
+# tokenizer over these three columns, kept in step by triggers; on PostgreSQL pg_trgm GIN indexes. Neither is a
+# model (they are dialect-specific); tests/test_migrations.py leaves exactly these names out of its compare.
+TEXT_INDEX = "enterprise_case_text"
+TEXT_INDEX_OBJECTS = frozenset({TEXT_INDEX, *(f"{TEXT_INDEX}_{part}" for part in ("data", "idx", "docsize", "config")),
+                                "ix_enterprise_case_key_trgm", "ix_enterprise_case_name_trgm",
+                                "ix_enterprise_case_code_trgm"})
+TRIGRAM = 3  # the shortest text a trigram index can find; shorter text is matched by LIKE alone (a scan)
+SELECTIVE = 2000  # a text in more cases than this is matched by the covering scan, not through the trigram index
+_text_index = table(TEXT_INDEX, column("rowid"))
+
+
+def _fts_phrase(text_: str) -> str:
+    """``text_`` as one FTS5 phrase: literal (only ``"`` is special inside it, written twice)."""
+    return '"' + text_.replace('"', '""') + '"'
+
+
+def _text_match(q: str, dialect: str = "") -> ColumnElement[bool]:
     """Case number, enterprise name or credit code containing ``q``, its ``%`` and ``_`` taken literally.
-    Keys and credit codes are upper-case ASCII: they are compared with ``q`` folded (full-width, lower case)."""
+    Keys and credit codes are upper-case ASCII: they are compared with ``q`` folded (full-width, lower case).
+
+    The ``LIKE`` decides; on SQLite a trigram match first narrows the rows it runs on (case-insensitive, so
+    it finds every row the ``LIKE`` matches, and more only where case differs), and PostgreSQL's planner
+    takes the GIN trigram indexes for the ``LIKE`` itself. Text shorter than three characters scans."""
     ec = EnterpriseCase
     code = unicodedata.normalize("NFKC", q).upper()
-    return or_(ec.business_key.contains(code, autoescape=True), ec.enterprise_name.contains(q, autoescape=True),
-               ec.credit_code.contains(code, autoescape=True))
+    exact = or_(ec.business_key.contains(code, autoescape=True), ec.enterprise_name.contains(q, autoescape=True),
+                ec.credit_code.contains(code, autoescape=True))
+    if dialect != "sqlite" or min(len(q), len(code)) < TRIGRAM:
+        return exact
+    found = select(_text_index.c.rowid).where(literal_column(TEXT_INDEX).op("MATCH")(_fts_query(q, code)))
+    return and_(ec.id.in_(found), exact)
 
 
-def _conditions(user: Viewer, filters: SearchFilters, instances: Any, now: datetime) -> list[ColumnElement[bool]]:
+def _fts_query(q: str, code: str) -> str:
+    """The FTS5 query for ``q``: the folded text in the case number or the credit code, or ``q`` in the name."""
+    return f"{{business_key credit_code}} : {_fts_phrase(code)} OR enterprise_name : {_fts_phrase(q)}"
+
+
+def _conditions(user: Viewer, filters: SearchFilters, instances: Any, now: datetime,
+                dialect: str = "") -> list[ColumnElement[bool]]:
     """The viewer's scope and every filter that is set, as SQL conditions (bad input raises QifuError)."""
     _check_text(filters)
     ec = EnterpriseCase
-    out: list[ColumnElement[bool]] = [visible_cases(user)]
+    out: list[ColumnElement[bool]] = []  # the scope last: a row the text rules out needs no case_unit probe
     if filters.q:
-        out.append(_text_match(filters.q))
+        out.append(_text_match(filters.q, dialect))
     if filters.unit:
         involved = select(CaseUnit.case_id).where(CaseUnit.unit_code == filters.unit)
         out.append((ec.unit == filters.unit) | ec.id.in_(involved))
@@ -140,6 +171,7 @@ def _conditions(user: Viewer, filters: SearchFilters, instances: Any, now: datet
     out += _day_range(ec.closed_at, filters, "closed")
     if filters.overdue:
         out.append(ec.overdue.is_(True) | (instances.c.due_at < now))
+    out.append(visible_cases(user))
     return out
 
 
@@ -171,18 +203,42 @@ class SearchPage:
 
 def search_cases(engine: ProcessEngine, session: Session, user: Viewer, filters: SearchFilters, *,
                  now: datetime, page: int = 1, page_size: int = PAGE_SIZE) -> SearchPage:
-    """One page of the cases the viewer may see that match ``filters``, newest first, and how many in all."""
+    """One page of the cases the viewer may see that match ``filters``, newest first, and how many in all.
+
+    The count and the page's ids are found from indexes (the trigram index for the text, else
+    ``ix_enterprise_case_text_scan``, which holds every column the text and the scope compare); only the page's
+    rows are then read in full. The instance is joined only for the overdue filter (every case has one)."""
+    _check_text(filters)  # before the text reaches the trigram index's query
     instances = engine.runtime.view()
-    base = (select(EnterpriseCase, instances.c.due_at)
-            .join(instances, instances.c.id == EnterpriseCase.instance_id)
-            .where(*_conditions(user, filters, instances, now)))
-    total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
+    dialect = session.get_bind().dialect.name
+    ids = select(EnterpriseCase.id)
+    if filters.overdue:
+        ids = ids.join(instances, instances.c.id == EnterpriseCase.instance_id)
+    ids = ids.where(*_conditions(user, filters, instances, now, _text_strategy(session, filters.q, dialect)))
+    total = session.scalar(select(func.count()).select_from(ids.subquery())) or 0
     pages = max(1, -(-total // page_size))
     page = min(max(1, page), pages)
-    found = session.execute(base.order_by(EnterpriseCase.received_at.desc(), EnterpriseCase.id.desc())
-                            .limit(page_size).offset((page - 1) * page_size)).all()
+    chosen = list(session.scalars(ids.order_by(EnterpriseCase.received_at.desc(), EnterpriseCase.id.desc())
+                                  .limit(page_size).offset((page - 1) * page_size)))
+    found = {case.id: (case, due_at) for case, due_at in session.execute(
+        select(EnterpriseCase, instances.c.due_at).join(instances, instances.c.id == EnterpriseCase.instance_id)
+        .where(EnterpriseCase.id.in_(chosen)))} if chosen else {}
     codes = CodeNames.load(session)
-    return SearchPage([_row(case, due_at, codes, now) for case, due_at in found], page, pages, total)
+    return SearchPage([_row(*found[i], codes, now) for i in chosen if i in found], page, pages, total)
+
+
+def _text_strategy(session: Session, q: str, dialect: str) -> str:
+    """``sqlite`` (narrow by the trigram index first) when that helps: on SQLite, for text of three characters
+    or more that few cases contain — a text in thousands of cases (``有限公司``) is matched faster by the
+    covering scan. Either way the ``LIKE`` decides, so the answer is the same."""
+    if dialect != "sqlite" or not q:
+        return dialect
+    code = unicodedata.normalize("NFKC", q).upper()
+    if min(len(q), len(code)) < TRIGRAM:
+        return ""
+    hits = select(_text_index.c.rowid).where(literal_column(TEXT_INDEX).op("MATCH")(_fts_query(q, code)))
+    many = session.scalar(select(func.count()).select_from(hits.limit(SELECTIVE).subquery()))
+    return "sqlite" if (many or 0) < SELECTIVE else ""
 
 
 def _row(case: EnterpriseCase, due_at: datetime | None, codes: CodeNames, now: datetime) -> CaseRow:
