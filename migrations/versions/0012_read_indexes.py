@@ -42,12 +42,12 @@ it; tests/test_migrations.py leaves these names out of its comparison):
   extension, the database owner may create it).
 
 Revision ID: 0012_read_indexes
-Revises: 0013_keyed_history
+Revises: 0011_incidents
 """
 from alembic import op
 
 revision = '0012_read_indexes'
-down_revision = '0013_keyed_history'
+down_revision = '0011_incidents'
 branch_labels = None
 depends_on = None
 
