@@ -228,7 +228,8 @@ class Incident(Base):
 
 
 class Event(Base):
-    """One history event. Append-only; each row's hash covers its content and the previous row's hash."""
+    """One history event. Append-only; each row's hash covers its content and the previous row's hash, and its
+    ``mac`` (``key id:HMAC``) that hash under a key kept outside the database (engine/history.py)."""
 
     __tablename__ = "event"
     # (instance_id, seq) is unique, and that index also finds a case's events: every step writes one row, so an
@@ -246,6 +247,7 @@ class Event(Base):
     payload: Mapped[str] = mapped_column(Text)  # canonical JSON: data delta, task changes, details
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    mac: Mapped[str | None] = mapped_column(String(120))  # None only on rows written before the keyed chain
 
 
 class Workday(Base):

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from . import db
 from .calendar import CalendarService, CalendarSettings
 from .clock import Clock, SystemClock
-from .history import HistoryService
+from .history import HistoryKeys, HistoryService
 from .management import ManagementService
 from .repository import DeployResult, RepositoryService
 from .runtime import RuntimeService
@@ -42,6 +42,8 @@ from .settings import EngineSettings, read
 from .step import StepObserver, Stepper
 from .tasks import TaskService
 from .workflow_cache import WorkflowCache
+
+DEFAULT_KEY_FILE = "var/history_keys"  # QIFU_VAR_DIR's default; web.engine.build_engine follows QIFU_VAR_DIR
 
 
 class ProcessEngine:
@@ -65,7 +67,8 @@ class ProcessEngine:
         self.runtime = RuntimeService(self.db, self.stepper)
         self.tasks = TaskService(self.db, self.stepper)
         self.management = ManagementService(self.db, self.stepper)
-        self.history = HistoryService(self.db)
+        # the history keys are read once, here: every step signs with them without touching the file
+        self.history = HistoryService(self.db, HistoryKeys.load(settings.history_key_file or DEFAULT_KEY_FILE))
         self.calendar = CalendarService(self.db, calendar_settings, self.clock)
 
     @property

@@ -105,6 +105,10 @@ class EngineSettings:
     verify_steps: bool = setting("QIFU_VERIFY_STEPS", "0",
                                  "`1`: every step checks its shortcuts against the database (the tests set it)",
                                  flag)
+    history_key_file: str | None = setting(
+        "QIFU_HISTORY_KEY_FILE", "",
+        "the key file of the keyed history chain (HMAC keys, kept outside the database; created with one key "
+        "if missing); unset: `history_keys` in `QIFU_VAR_DIR`")
 
 
 S = TypeVar("S")

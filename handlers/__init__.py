@@ -32,8 +32,11 @@ TOPICS: dict[str, tuple[object, str]] = {
 }
 
 
-def register(registry: ServiceRegistry) -> None:
-    """Register every domain handler on ``registry`` under its topic name."""
+def register(registry: ServiceRegistry, *, choice_label: notify.ChoiceLabel | None = None) -> None:
+    """Register every domain handler on ``registry`` under its topic name; ``choice_label`` lets notices name
+    a form choice by its label in the diagram (the application passes its lookup, web.labels)."""
     for topic, (handler, description) in TOPICS.items():
+        if topic == "notify" and choice_label is not None:
+            handler = notify.make_handler(choice_label)
         registry.register(topic, handler, description)  # type: ignore[arg-type]
     registry.register_job_queue(notify.JOB_TYPE, notify.requeue, "通知待发消息（qifu outbox send）")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +28,8 @@ BACKENDS = ["sqlite", "postgresql"]
 # Every step checks what it takes on trust against the database: a reused live workflow against the stored
 # state (engine/workflow_cache.py), and the task and timer rows against the workflow (engine/runtime.py).
 os.environ.setdefault("QIFU_VERIFY_STEPS", "1")
+# The key file of the keyed history chain (engine/history.py): one per test run, never the repository's var/.
+os.environ.setdefault("QIFU_HISTORY_KEY_FILE", str(Path(tempfile.mkdtemp(prefix="qifu-keys-")) / "history_keys"))
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -121,7 +121,8 @@ def test_verify_passes_on_an_intact_history(engine, clock, db_url):
     assert "历史记录完整" in result.output and "2 case chains" in result.output
     result = qifu(db_url, "--json", "audit", "verify")
     assert result.exit_code == 0
-    assert json.loads(result.output) == {"ok": True, "problems": []}
+    report = json.loads(result.output)
+    assert (report["ok"], report["problems"], report["first_broken"], report["checked"]) == (True, [], [], 2)
 
 
 # --- tampering ---------------------------------------------------------------------------------------------
@@ -261,8 +262,8 @@ def test_replay_at_step_k_matches_the_case_after_step_k(engine, clock, db_url):
         assert _waiting(out["active"]) == snap.waiting
         assert sorted((c["element"], c["task"]) for c in out["completed"]) == snap.completed
 
-    # the human-readable form, after step 2: both tasks open, the data as started
-    result = qifu(db_url, "audit", "replay", "HX-1", "--step", "2")
+    # the raw form (ids and codes as stored), after step 2: both tasks open, the data as started
+    result = qifu(db_url, "audit", "replay", "HX-1", "--step", "2", "--raw")
     assert result.exit_code == 0, result.output
     assert "第 2 步" in result.output and "timer_fired" in result.output
     active_part = result.output.split("进行中:")[1].split("已完成:")[0]

@@ -20,7 +20,9 @@ from handlers.models import CaseUnit, EnterpriseCase
 REGION_WIDE_ROLES = frozenset({"兜底服务板块", "企服专班", "领导小组", "中心工作人员", "督办", "审计", "管理员"})
 # Roles that may look but never change a case (no uploads, claims or completions).
 READ_ONLY_ROLES = frozenset({"审计"})
-UNMASK_ROLES = frozenset({"管理员"})
+# Roles that may reveal a contact's full number of any case they see (besides its own unit's staff): always
+# with a reason, which is logged (web/views/cases.py; the log is on the verification page).
+UNMASK_ROLES = frozenset({"管理员", "督办", "审计"})
 
 
 class Viewer(Protocol):

@@ -120,8 +120,12 @@ def start_server() -> Iterator:
 
 
 def due_soon_engine(env: dict[str, str]) -> ProcessEngine:
-    """An engine of this test process over the deployment's database, with ``due_soon.bpmn`` deployed."""
-    engine = ProcessEngine(env["QIFU_DATABASE_URL"])
+    """An engine of this test process built as the deployment's are (same settings: database, var dir and
+    its history keys), with ``due_soon.bpmn`` deployed."""
+    from web.engine import build_engine
+    from web.settings import Settings
+
+    engine = build_engine(Settings.from_env(env))
     engine.deploy((DIAGRAMS / "due_soon.bpmn").read_bytes(), filename="due_soon.bpmn")
     return engine
 

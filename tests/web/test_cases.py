@@ -54,30 +54,46 @@ def test_contact_is_masked_and_unmasking_is_recorded(client, web_engine, clock):
     page = client.get(f"/cases/{case.business_key}").get_data(as_text=True)
     assert "138****5678" in page and CONTACT_PHONE not in page
     assert "330727********123X" in page and CONTACT_ID not in page
-    response = post_form(client, f"/cases/{case.business_key}/reveal", {"field": "contact_phone"},
+    for reason in ("", " ", "x", "a\x00b", "长" * 201):  # a reason is required, readable and short
+        refused = post_form(client, f"/cases/{case.business_key}/reveal", {"field": "contact_phone", "reason": reason},
+                            form_url=f"/cases/{case.business_key}")
+        assert refused.status_code == 400, repr(reason)
+        assert CONTACT_PHONE not in refused.get_data(as_text=True) and "原因" in refused.get_data(as_text=True)
+    response = post_form(client, f"/cases/{case.business_key}/reveal",
+                         {"field": "contact_phone", "reason": "回访电话核实办理结果"},
                          form_url=f"/cases/{case.business_key}")
     assert response.status_code == 200
     html = response.get_data(as_text=True)
     assert CONTACT_PHONE in html and CONTACT_ID not in html  # only the field asked for
     with web_engine.session() as session:
         rows = list(session.scalars(select(UnmaskLog)))
-    assert [(r.username, r.business_key, r.field, r.at) for r in rows] == [
-        ("pa_accept", case.business_key, "contact_phone", clock.now())]
+    assert [(r.username, r.business_key, r.field, r.at, r.reason) for r in rows] == [
+        ("pa_accept", case.business_key, "contact_phone", clock.now(), "回访电话核实办理结果")]
     # the history timeline never shows the number in full
     assert CONTACT_PHONE not in client.get(f"/cases/{case.business_key}").get_data(as_text=True)
 
 
-def test_supervisor_of_another_unit_sees_masked_only(client, web_engine):
+def test_supervisor_sees_masked_contacts_and_reveals_only_with_a_reason(client, other_client, web_engine):
     case = start_case(web_engine)
-    login(client, "pa_super")  # 督办: may see the case, not its contact numbers
+    login(client, "pa_super")  # 督办 of the region: masked, a reveal needs a reason and is logged (PIPL)
     page = client.get(f"/cases/{case.business_key}").get_data(as_text=True)
-    assert "138****5678" in page and "/reveal" not in page
+    assert "138****5678" in page and CONTACT_PHONE not in page and 'name="reason"' in page
     response = post_form(client, f"/cases/{case.business_key}/reveal", {"field": "contact_phone"},
                          form_url=f"/cases/{case.business_key}")
-    assert response.status_code == 403
-    assert CONTACT_PHONE not in response.get_data(as_text=True)
+    assert response.status_code == 400 and CONTACT_PHONE not in response.get_data(as_text=True)
     with web_engine.session() as session:
         assert session.scalar(select(func.count(UnmaskLog.id))) == 0
+    response = post_form(client, f"/cases/{case.business_key}/reveal",
+                         {"field": "contact_phone", "reason": "督办核实企业反映情况"}, form_url=f"/cases/{case.business_key}")
+    assert response.status_code == 200 and CONTACT_PHONE in response.get_data(as_text=True)
+    with web_engine.session() as session:
+        assert [(r.username, r.reason) for r in session.scalars(select(UnmaskLog))] == [("pa_super", "督办核实企业反映情况")]
+    login(other_client, "pa_fallback")  # 兜底服务板块 of the county: sees the case, may not reveal at all
+    page = other_client.get(f"/cases/{case.business_key}").get_data(as_text=True)
+    assert "138****5678" in page and "/reveal" not in page
+    response = post_form(other_client, f"/cases/{case.business_key}/reveal",
+                         {"field": "contact_phone", "reason": "想看看"}, form_url=f"/cases/{case.business_key}")
+    assert response.status_code == 403 and CONTACT_PHONE not in response.get_data(as_text=True)
 
 
 def test_case_page_shows_deadlines_timeline_and_diagram_markers(client, web_engine):

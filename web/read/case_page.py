@@ -17,10 +17,11 @@ from engine.process_engine import ProcessEngine
 from engine.runtime import InstanceView
 from engine.tasks import OpenTask
 
-from .. import labels
+from ..labels import CaseLabels
 from ..models import Attachment, User, UserRole
-from .cases import CodeNames
 from .deadlines import Deadline, deadline
+from .history import TimelineEntry
+from .history import timeline as history_timeline
 
 
 def _task_specs(engine: ProcessEngine, deployment_id: int) -> list[Any]:
@@ -37,16 +38,6 @@ def task_form_fields(engine: ProcessEngine, instance: InstanceView, task: OpenTa
         if getattr(spec, "bpmn_id", None) == task.spec_id:
             return form_fields(spec)
     return []
-
-
-def field_labels(engine: ProcessEngine, instance: InstanceView) -> dict[str, str]:
-    """Labels of every form field of the case's diagram, then the domain's variable names as fallback."""
-    out = dict(labels.VARIABLES)
-    for spec in _task_specs(engine, instance.deployment_id):
-        for fd in form_fields(spec) if getattr(spec, "form", None) is not None else []:
-            if fd.label:
-                out[fd.id] = fd.label
-    return out
 
 
 @dataclass
@@ -72,53 +63,12 @@ def case_deadlines(engine: ProcessEngine, instance: InstanceView, calendar: Work
     return out
 
 
-@dataclass
-class Change:
-    label: str
-    value: str
-
-
-@dataclass
-class TimelineEntry:
-    seq: int
-    at: datetime
-    actor: str | None
-    action: str
-    what: str
-    elements: list[str]
-    changes: list[Change]
-    notes: list[str]
-    reason: str | None = None
-
-
 def timeline(engine: ProcessEngine, session: Session, instance: InstanceView,
              events: list[StepEvent]) -> list[TimelineEntry]:
-    """The case history in Chinese: who, what, when, which data changed. Contact numbers always masked here:
-    the full value is shown only in the contact block, where each view is recorded."""
-    names = field_labels(engine, instance)
-    codes = CodeNames.load(session)
-    out: list[TimelineEntry] = []
-    for ev in events:
-        completed = [c.name or c.element for c in ev.completed
-                     if c.type not in ("StartEvent", "EndEvent") or c.name]
-        changes = []
-        for key, value in ev.data_set.items():
-            if key in labels.HIDDEN_VARIABLES:
-                continue
-            shown = labels.mask(key, value) if key in labels.MASKED_VARIABLES else codes.show(key, value)
-            changes.append(Change(names.get(key, key), shown))
-        notes = [str(n.get("note") or n.get("message") or "") for n in ev.notes]
-        details = ev.details
-        if ev.action in ("timer_rescheduled", "deadline_recomputed") and details.get("to"):
-            changes.append(Change("原期限", codes.show("from", details.get("from"))))
-            changes.append(Change("新期限", codes.show("to", details["to"]) + ("（暂定）" if details.get("provisional")
-                                                                            else "")))
-        what = labels.action(ev.action)
-        if ev.spec_id:
-            what = f"{what}：{next((c for c in completed[:1]), None) or ev.spec_id}"
-        out.append(TimelineEntry(ev.seq or 0, ev.at, ev.actor, ev.action, what, [str(c) for c in completed if c],
-                                 changes, [n for n in notes if n], details.get("reason")))
-    return out
+    """The case history in Chinese (办理记录), each line with its raw event: :func:`web.read.history.timeline`
+    worded by :class:`web.labels.CaseLabels`. Contact numbers are always masked there: the full value is shown
+    only in the contact block, where each view is recorded with its reason."""
+    return history_timeline(CaseLabels.load(engine, session, instance.deployment_id), events)
 
 
 def diagram_markers(engine: ProcessEngine, instance: InstanceView, events: list[StepEvent],

@@ -20,7 +20,8 @@ from flask import (
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
-from engine.errors import ConflictError
+from engine.errors import ConflictError, QifuError
+from engine.forms import UNSTORABLE
 
 from .. import attachments, labels
 from ..forms import ActionForm, AttachmentForm
@@ -61,6 +62,7 @@ def _render(business_key: str, *, revealed: dict[str, str] | None = None, error:
         value = case.value(name)
         contact[name] = (revealed or {}).get(name) or labels.mask(name, value)
     return render_template("case.html", contact=contact, revealed=revealed or {}, error=error,
+                           raw_history=request.args.get("history") == "raw",
                            action_form=ActionForm(), upload_form=AttachmentForm(),
                            ledger_names=labels.LEDGER, **context), status
 
@@ -71,20 +73,41 @@ def show(business_key: str):
     return _render(business_key)
 
 
+REASON_MAX = 200
+
+
+def unmask_reason(text: str | None) -> str:
+    """The reason given for revealing a number (PIPL: every access has a purpose), or a QifuError in Chinese."""
+    reason = (text or "").strip()
+    if len(reason) < 2:
+        raise QifuError("请填写查看完整号码的原因（至少 2 个字），查看将连同原因记录在案")
+    if len(reason) > REASON_MAX:
+        raise QifuError(f"查看原因最多 {REASON_MAX} 个字")
+    if UNSTORABLE.search(reason):
+        raise QifuError("查看原因含有不可见的控制字符，请重新填写")
+    return reason
+
+
 @bp.post("/<business_key>/reveal")
 @login_required
 def reveal(business_key: str):
-    """Show one contact field in full — allowed to the case's own unit and administrators, and recorded."""
+    """Show one contact field in full — to those web.scope.may_unmask allows — with a reason, and recorded
+    with it (who, which case and field, when, from where, why)."""
     name = request.form.get("field", "")
     if name not in CONTACT_FIELDS:
         abort(400)
-    with engine().session() as session:
+    with engine().read() as session:
         case = _case(session, business_key)
-        if not may_unmask(current_user, case.scope):
-            abort(403)
-        value = case.value(name)
+    if not may_unmask(current_user, case.scope):
+        abort(403)
+    try:
+        reason = unmask_reason(request.form.get("reason"))
+    except QifuError as exc:
+        return _render(business_key, error=exc.message, status=400)
+    with engine().session() as session:
+        value = _case(session, business_key).value(name)
         session.add(UnmaskLog(username=current_user.username, business_key=business_key, field=name, at=now(),
-                              ip=client_ip()))
+                              ip=client_ip(), reason=reason))
     return _render(business_key, revealed={name: "" if value is None else str(value)})
 
 
