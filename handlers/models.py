@@ -92,8 +92,17 @@ class EnterpriseCase(Base):
     step with the case by every handler. One per process instance."""
 
     __tablename__ = "enterprise_case"
-    __table_args__ = (Index("ix_enterprise_case_region_received", "region", "received_at"),
-                      Index("ix_enterprise_case_region_status", "region", "ledger_status"),
+    # The read side's indexes (migration 0012 says which page each one serves): each holds every column its
+    # query reads, so a page of the ledger, tracking, search or the inbox reads no wide row it does not show.
+    __table_args__ = (Index("ix_enterprise_case_region_received", "region", "received_at", "unit"),
+                      Index("ix_enterprise_case_region_status", "region", "ledger_status", "overdue", "unit"),
+                      Index("ix_enterprise_case_region_open", "region", "unit", "ledger_status", "overdue",
+                            "instance_id", "answered_working_days", "business_key"),
+                      Index("ix_enterprise_case_scope", "instance_id", "region", "unit"),
+                      Index("ix_enterprise_case_answered", "region", "answered_at"),
+                      Index("ix_enterprise_case_region_closed", "region", "closed_at", "received_at", "unit"),
+                      Index("ix_enterprise_case_text_scan", "received_at", "id", "region", "unit", "business_key",
+                            "enterprise_name", "credit_code"),
                       Index("ix_enterprise_case_closed_at", "closed_at"),
                       Index("ix_enterprise_case_enterprise_name", "enterprise_name"))
 
@@ -139,11 +148,13 @@ class CaseUnit(Base):
     """A unit involved in a case: handling (承办), co-handling (共同承办, joint review) or escalated (上报)."""
 
     __tablename__ = "case_unit"
-    __table_args__ = (UniqueConstraint("case_id", "unit_code", "role", name="uq_case_unit_role"),)
+    __table_args__ = (UniqueConstraint("case_id", "unit_code", "role", name="uq_case_unit_role"),
+                      Index("ix_case_unit_unit_case", "unit_code", "case_id"),  # the cases involving a unit
+                      Index("ix_case_unit_at", "at"))  # the transfers of a month (briefing)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("enterprise_case.id", ondelete="CASCADE"), index=True)
-    unit_code: Mapped[str] = mapped_column(String(40), index=True)
+    unit_code: Mapped[str] = mapped_column(String(40))
     role: Mapped[str] = mapped_column(String(20))
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     opinion: Mapped[str | None] = mapped_column(Text)
@@ -208,6 +219,7 @@ class Rating(Base):
     """A satisfaction rating (满意度评价) given by the enterprise or recorded by staff at the revisit."""
 
     __tablename__ = "rating"
+    __table_args__ = (Index("ix_rating_at", "at"),)  # the ratings of a month (briefing)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("enterprise_case.id", ondelete="CASCADE"), index=True)
@@ -221,6 +233,7 @@ class Supervision(Base):
     """A 催办 (reminder) or 督办 (formal supervision) on a case, against the unit handling it then."""
 
     __tablename__ = "supervision"
+    __table_args__ = (Index("ix_supervision_at", "at"),)  # the supervisions of a month (briefing)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("enterprise_case.id", ondelete="CASCADE"), index=True)

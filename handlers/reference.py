@@ -8,7 +8,10 @@ idempotent upsert by code, run by ``qifu init`` and by the tests:
 - reference-owned fields (name, address, phone, kind, …) are refreshed from the files, except fields an
   administrator changed (listed in ``org_unit.edited`` by :func:`set_unit`);
 - the liaison (联络员 name and phone, FH-9) is administrative data: the files leave it empty, and loading
-  never overwrites a liaison already in the database.
+  never overwrites a liaison already in the database;
+- the files name no person: the leading group's seats (``group_member``) are role titles (区科技局负责人),
+  not the names Annex 2 of the Fenghua plan lists — those are not needed to run a case and go out of date.
+  Loading refreshes the field, so an install seeded with the names gets the titles at its next ``qifu init``.
 
 Station or window (PA-1): the document's rule and how each row applies it are in ``units.json``
 (``_station_rule`` and each unit's ``note``).
@@ -33,6 +36,10 @@ DATA_DIR = Path(__file__).with_name("reference")
 UNIT_FIELDS = ("name", "short_name", "kind", "region", "address", "phone", "resident", "group_role", "group_member",
                "note", "sort")
 PHONE = re.compile(r"^(1[3-9]\d{9}|0\d{2,3}-?\d{7,8}(-\d{1,6})?|\d{7,8})$")
+MAX_UNIT_NAME = 100  # the longest name of the annexes is 21 characters
+MAX_LIAISON_NAME = 50
+MAX_ADDRESS = 300  # the width of org_unit.address
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]")
 
 
 def read(name: str) -> dict[str, Any]:
@@ -101,26 +108,38 @@ def load_reference(session: Session) -> LoadReport:
 
 def set_unit(session: Session, code: str, *, liaison_name: str | None = None, liaison_phone: str | None = None,
              kind: str | None = None, phone: str | None = None, address: str | None = None,
-             active: bool | None = None) -> OrgUnit:
+             active: bool | None = None, name: str | None = None) -> OrgUnit:
     """An administrator's edit of one unit (``qifu unit set``, admin pages). Edited reference fields are
-    remembered so a later :func:`load_reference` keeps them. Empty text clears a liaison field."""
+    remembered so a later :func:`load_reference` keeps them. Empty text clears a liaison field, the unit's
+    phone or address; a unit keeps a name. Everything is checked before anything is set."""
     row = session.scalar(select(OrgUnit).where(OrgUnit.code == code))
     if row is None:
-        raise QifuError(f"未知的单位编码“{code}”")
+        raise QifuError(f"未知的单位编码“{code[:40]}”")
     if kind is not None and kind not in UNIT_KINDS:
-        raise QifuError(f"单位类型“{kind}”无效，应为 {' / '.join(UNIT_KINDS)}")
+        raise QifuError(f"单位类型“{kind[:20]}”无效，应为 {' / '.join(UNIT_KINDS)}")
+    for value, what in ((name, "单位名称"), (liaison_name, "联络员"), (liaison_phone, "联络员电话"), (phone, "单位电话"),
+                        (address, "单位地址")):
+        if value is not None and _CONTROL.search(value):
+            raise QifuError(f"{what}含有控制字符或不可见字符")
+    if name is not None and not name.strip():
+        raise QifuError("单位名称不能为空")
+    if name is not None and len(name.strip()) > MAX_UNIT_NAME:
+        raise QifuError(f"单位名称过长（最多 {MAX_UNIT_NAME} 字）")
     for value, what in ((liaison_phone, "联络员电话"), (phone, "单位电话")):
-        if value and not PHONE.match(value.strip()):
-            raise QifuError(f"{what}格式不正确：“{value}”（手机号 11 位，座机如 0574-88888718）")
-    if liaison_name is not None and len(liaison_name.strip()) > 50:
-        raise QifuError("联络员姓名过长（最多 50 字）")
+        if value and value.strip() and not PHONE.match(value.strip()):
+            raise QifuError(f"{what}格式不正确：“{value[:30]}”（手机号 11 位，座机如 0574-88888718）")
+    if liaison_name is not None and len(liaison_name.strip()) > MAX_LIAISON_NAME:
+        raise QifuError(f"联络员过长（最多 {MAX_LIAISON_NAME} 字）")
+    if address is not None and len(address.strip()) > MAX_ADDRESS:
+        raise QifuError(f"单位地址过长（最多 {MAX_ADDRESS} 字）")
     edited = set(filter(None, (row.edited or "").split(",")))
     if liaison_name is not None:
         row.liaison_name = liaison_name.strip() or None
     if liaison_phone is not None:
         row.liaison_phone = liaison_phone.strip() or None
-    for field, value in (("kind", kind), ("phone", phone), ("address", address)):
-        if value is not None:
+    # a reference field is pinned only when the edit changes it: saving a form unchanged pins nothing
+    for field, value in (("name", name), ("kind", kind), ("phone", phone), ("address", address)):
+        if value is not None and (value.strip() or None) != getattr(row, field):
             setattr(row, field, value.strip() or None)
             edited.add(field)
     if active is not None:

@@ -52,6 +52,7 @@ class CurrentUser(UserMixin):
         self.region = region
         self.roles = frozenset(r.role for r in row.roles)
         self._active = bool(row.active)
+        self.must_change_password = bool(row.must_change_password)  # a reset's temporary password (web.admin)
         self._fingerprint = fingerprint(row.password_hash)
 
     def get_id(self) -> str:

@@ -7,10 +7,12 @@ Why each exists:
   the candidate groups of the diagrams (docs/domain.md), so "my groups' tasks" is a set intersection.
 - ``login_attempt``: throttling lives in the DATABASE, not in process memory, so several ``qifu serve``
   processes (and restarts) agree on who is locked out.
-- ``unmask_log``: every time someone sees a contact's full phone or ID number, who, which case, which field
-  and when — personal data access must be accountable.
+- ``unmask_log``: every time someone sees a contact's full phone or ID number, who, which case, which field,
+  when and why (the reason they gave) — personal data access must be accountable (PIPL).
 - ``attachment``: files stay outside the case data (the history and the instance state would otherwise grow
   with every upload); the bytes live under ``var/attachments/<sha256>``, one row per upload.
+- ``admin_log``: every change an administrator makes (users, units, API clients, the calendar), who and when,
+  on the admin pages and with the ``qifu`` command alike (:mod:`web.admin`).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(300))
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # a temporary password from a reset (shown once to the administrator): replaced before anything else
+    must_change_password: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     roles: Mapped[list[UserRole]] = relationship(back_populates="user", cascade="all, delete-orphan",
                                                  lazy="selectin")
@@ -88,3 +92,19 @@ class Attachment(Base):
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     uploaded_by: Mapped[str] = mapped_column(String(100))
     uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AdminLog(Base):
+    """One administrator's change: who, when, what kind, which user/unit/client/day, and the values it set."""
+
+    __tablename__ = "admin_log"
+    __table_args__ = (Index("ix_admin_log_at", "at", "id"), Index("ix_admin_log_actor", "actor", "at", "id"),
+                      Index("ix_admin_log_kind", "kind", "at", "id"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(40))
+    target: Mapped[str] = mapped_column(String(200))
+    summary: Mapped[str] = mapped_column(String(1000))
+    details_json: Mapped[str] = mapped_column(Text)  # the values set (never a password or a token)

@@ -1,15 +1,14 @@
 """``qifu api-client …``: the systems of the online channels that may call the intake API (FH-2).
 
 ``add NAME --channel C [--channel C2]`` prints the bearer token once; only its SHA-256 is stored, so a lost
-token is replaced (``revoke`` then ``add``), never recovered.
+token is replaced (``revoke`` then ``add``), never recovered. The admin pages create and revoke clients through
+the same functions (:mod:`web.admin`); both are recorded in the admin log.
 """
 
 from __future__ import annotations
 
 import click
 from sqlalchemy import select
-
-from engine.errors import QifuError
 
 from . import main, pass_state, reports_errors
 
@@ -28,12 +27,11 @@ def api_client() -> None:
 @reports_errors
 def add(state, name: str, channels: tuple[str, ...], process_key: str) -> None:
     """Create a client and print its token (shown only this once)."""
-    from web.views.api import create_client
+    from web import admin
 
-    with state.engine.session() as session:
-        client, token = create_client(session, name, list(channels), state.engine.clock.now(), process_key)
-        data = {"name": client.name, "channels": client.channel_list, "process": client.process_key,
-                "token": token}
+    client, token = admin.create_api_client(state.engine, name, channels, process_key=process_key,
+                                            actor=admin.cli_actor())
+    data = {"name": client.name, "channels": client.channels, "process": client.process, "token": token}
     state.out(f"已创建接口客户端 {data['name']}（渠道 {', '.join(data['channels'])}）\n"
               f"访问令牌（只显示这一次，请妥善保存）：\n{token}", data)
 
@@ -61,11 +59,7 @@ def list_(state) -> None:
 @reports_errors
 def revoke(state, name: str) -> None:
     """Disable a client: its token stops working at once."""
-    from web.intake_models import ApiClient
+    from web import admin
 
-    with state.engine.session() as session:
-        client = session.scalar(select(ApiClient).where(ApiClient.name == name))
-        if client is None:
-            raise QifuError(f"接口客户端不存在: {name}")
-        client.active = False
+    admin.revoke_api_client(state.engine, name=name, actor=admin.cli_actor())
     state.out(f"已停用接口客户端 {name}")

@@ -9,6 +9,9 @@
 
 Exit status: 0 done; 2 refused, nothing changed; 1 the calendar changed but some deadlines could not be
 recomputed (they are listed; run ``qifu workdays recompute`` again).
+
+``set``, ``import`` and ``recompute`` make their changes through :mod:`web.admin`, as the calendar admin page
+does, so each is recorded in the admin log.
 """
 
 from __future__ import annotations
@@ -125,9 +128,11 @@ def set_(state, day: str, kind: str, note: str | None, actor: str) -> None:
     """Set DAY (YYYY-MM-DD) to work or rest. Existing deadlines stay until `qifu workdays recompute --all`."""
     if kind.strip().lower() not in DAY_KINDS:
         raise QifuError(f"类型应为 work (上班) 或 rest (休息): {kind}")
+    from web import admin
+
     working = DAY_KINDS[kind.strip().lower()]
     when = _date(day)
-    official = state.engine.calendar.set_day(when, working, note.strip() if note else None)
+    official = admin.apply_day(state.engine, when, working, note, actor=actor, recompute=False).official
     status = (f"{when.year} 年为官方安排" if official
               else f"{when.year} 年尚无官方安排，其他日期仍按备用规则，涉及该年的期限仍为暂定")
     state.out(f"{when} (周{WEEKDAYS[when.weekday()]}) 已设为{'工作日' if working else '休息日'}"
@@ -172,16 +177,16 @@ def import_(state, file: str, actor: str) -> None:
     The file is validated completely and the year written in one transaction before any deadline moves; a
     bad file changes nothing (exit 2).
     """
+    from web import admin
+
     schedule = read_schedule_file(file)
-    result = state.engine.calendar.load_year(schedule, source=import_source(file))
+    applied = admin.apply_import(state.engine, schedule, source=import_source(file), actor=actor)
+    result = applied.import_result
     lines = [f"已载入 {result.year} 年官方作息安排 (来源 {result.source})：全年 {result.days} 天，休息日 "
              f"{result.rest_days} 天；文件列出放假 {result.holidays} 天、调休上班 {result.makeup_days} 天。"]
     if result.replaced:
         lines.append(f"替换了原有的官方安排 ({result.replaced})，因此检查全部等待中的期限。")
-    report = state.engine.management.recompute_deadlines(
-        reason=f"载入 {result.year} 年官方作息安排 ({result.source})", actor=actor,
-        everything=result.replaced is not None)
-    _print_recompute(state, report, {"year": result.year, "source": result.source, "days": result.days,
+    _print_recompute(state, applied.report, {"year": result.year, "source": result.source, "days": result.days,
                                      "rest_days": result.rest_days, "holidays": result.holidays,
                                      "makeup_days": result.makeup_days, "replaced": result.replaced}, lines)
 
@@ -193,6 +198,8 @@ def import_(state, file: str, actor: str) -> None:
 @reports_errors
 def recompute(state, everything: bool, actor: str) -> None:
     """Recompute waiting deadlines against the calendar as it is now (provisional ones unless --all)."""
-    report = state.engine.management.recompute_deadlines(reason="按当前工作日历重新计算", actor=actor,
-                                                         everything=everything)
+    from web import admin
+
+    report = admin.recompute_deadlines(state.engine, reason="按当前工作日历重新计算", actor=actor,
+                                       everything=everything)
     _print_recompute(state, report, {"all": everything}, [])
