@@ -16,8 +16,10 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $@
 
-## run: install, create/upgrade var/qifu.db (SQLite) with demo data, serve on http://$(HOST):$(PORT)/
+## run: install, bundle the in-browser modeler (npm ci + esbuild; skipped with a note without node/npm),
+## create/upgrade var/qifu.db (SQLite) with demo data, serve on http://$(HOST):$(PORT)/
 run: $(VENV)/.installed
+	scripts/build-modeler.sh
 	$(BIN)/qifu init --demo
 	$(BIN)/qifu serve --host $(HOST) --port $(PORT)
 

@@ -41,13 +41,21 @@ from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDef
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import MultiInstanceTask, StandardLoopTask
 from SpiffWorkflow.camunda.specs.user_task import UserTask
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, case, func, select
 from sqlalchemy.orm import Session
 
-from .bpmn import ExternalServiceTask, QifuParser, camunda_expression, make_serializer, timer_definition
+from .bpmn import (
+    ExternalServiceTask,
+    QifuParser,
+    camunda_expression,
+    make_serializer,
+    parameter_expression,
+    timer_definition,
+)
 from .db import Database
-from .errors import DeploymentError, ExpressionError, NotFoundError
-from .models import Deployment
+from .diagram_changes import ChangeSummary, summarise
+from .errors import ConflictError, DeploymentError, ExpressionError, NotFoundError
+from .models import Deployment, Instance
 from .scripting import compile_expression, compile_script
 from .services import ServiceRegistry
 from .sql import Prepared
@@ -358,6 +366,44 @@ def parse_diagram(content: bytes, filename: str | None = None, services: Service
     return parsed
 
 
+EXPRESSION_KINDS = ("condition", "timer:date", "timer:duration", "timer:cycle", "parameter", "script", "attribute",
+                    "default", "expression")
+
+
+def check_expression(kind: str, text: str) -> str | None:
+    """Why one diagram expression would be refused at deploy (None: it compiles), judged as deploy judges it.
+
+    ``kind`` says where the text sits, since that decides how it is read: a flow ``condition``, a timer value
+    (``timer:date``/``timer:duration``/``timer:cycle``, a literal must parse), a service task ``parameter``
+    (text is a string, ``${…}`` an expression), a ``script``, an ``attribute`` such as candidateGroups (only
+    ``${…}`` is an expression), a form field's ``default`` value, or a plain ``expression``. This is what the
+    in-browser modeler asks while the designer edits; a deploy still validates the whole diagram itself.
+    """
+    if kind not in EXPRESSION_KINDS:
+        raise ValueError(f"未知的表达式种类 {kind!r}")
+    try:
+        if kind == "script":
+            _compile(text, "script", script=True)
+        elif kind == "parameter":
+            try:
+                source = parameter_expression(text)
+            except ValueError as exc:
+                return str(exc)
+            _compile(source, "parameter")
+        elif kind in ("attribute", "default"):
+            value = text.strip()
+            if (kind == "attribute" and value.startswith("${")) or (kind == "default" and "${" in value):
+                _compile(camunda_expression(value), kind)
+        else:
+            source = camunda_expression(text) or ""
+            _compile(source, kind)
+            if kind.startswith("timer:"):
+                _check_timer_literal(source, kind.split(":", 1)[1], kind)
+    except DeploymentError as exc:
+        return exc.message
+    return None
+
+
 def _unserialisable(parsed: ParsedDiagram) -> str | None:
     """The first task spec that does not serialise on its own (to name it in the refusal)."""
     registry = _serializer.registry
@@ -388,11 +434,22 @@ def spec_to_json(parsed: ParsedDiagram) -> str:
 
 
 def deploy(session: Session, content: bytes, *, filename: str | None = None, actor: str | None = None,
-           now: datetime, services: ServiceRegistry | None = None,
-           max_bytes: int = MAX_DIAGRAM_BYTES) -> DeployResult:
-    """Validate ``content`` and store it as the next version of its process, unless identical content is there."""
+           now: datetime, services: ServiceRegistry | None = None, max_bytes: int = MAX_DIAGRAM_BYTES,
+           expect_latest: dict[str, int | None] | None = None) -> DeployResult:
+    """Validate ``content`` and store it as the next version of its process, unless identical content is there.
+
+    With ``expect_latest``, the process's newest version must still be the one named there (see
+    :meth:`RepositoryService.deploy_many`).
+    """
     parsed = parse_diagram(content, filename, services, max_bytes=max_bytes)
     digest = hashlib.sha256(content).hexdigest()
+    if expect_latest is not None:
+        newest = session.scalar(select(func.max(Deployment.version))
+                                .where(Deployment.process_key == parsed.process_key))
+        if parsed.process_key not in expect_latest or newest != expect_latest[parsed.process_key]:
+            raise ConflictError(f"流程 {parsed.process_key} 的最新版本已变为 {newest or '无'}（预览时为 "
+                                f"{expect_latest.get(parsed.process_key) or '无'}），请重新上传并核对改动",
+                                element=parsed.process_key)
     existing = session.scalar(
         select(Deployment).where(Deployment.process_key == parsed.process_key, Deployment.content_hash == digest)
         .order_by(Deployment.version.desc()).limit(1))
@@ -419,6 +476,7 @@ class DeploymentRef:
 
 
 _dep = Deployment.__table__
+_inst = Instance.__table__
 _REF = select(_dep.c.id, _dep.c.process_key, _dep.c.version, _dep.c.content_hash)
 _REF_BY_ID = Prepared(_REF.where(_dep.c.id == bindparam("id")))
 _REF_NEWEST = Prepared(_REF.where(_dep.c.process_key == bindparam("key")).order_by(_dep.c.version.desc())
@@ -479,6 +537,55 @@ class ProcessSummary:
     deployment_id: int
 
 
+@dataclass(frozen=True)
+class ProcessOverview:
+    """A process key on the process pages: its newest version and the cases of all its versions."""
+
+    process_key: str
+    name: str | None
+    version: int
+    deployment_id: int
+    versions: int
+    deployed_at: datetime
+    deployed_by: str | None
+    running: int
+    finished: int
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """One deployed version: who deployed it when, its content hash, its running and finished cases."""
+
+    id: int
+    process_key: str
+    version: int
+    name: str | None
+    content_hash: str
+    filename: str | None
+    deployed_at: datetime
+    deployed_by: str | None
+    running: int
+    finished: int
+
+
+@dataclass
+class Preview:
+    """One uploaded file before anything is stored: its refusal, or what deploying it would change."""
+
+    filename: str | None
+    content_hash: str
+    process_key: str | None
+    name: str | None
+    error: DeploymentError | None = None
+    summary: ChangeSummary | None = None
+    base_version: int | None = None  # the newest version now (None: a new process key)
+    same_as_version: int | None = None  # identical content is already this version: no new version
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
 class RepositoryService:
     """Deployments (Camunda's RepositoryService): validate and store diagrams, list versions, hand out specs."""
 
@@ -497,15 +604,22 @@ class RepositoryService:
         """Validate and store one diagram as the next version of its process (same content: no new version)."""
         return self.deploy_many([(filename, content)], actor=actor)[0]
 
-    def deploy_many(self, files: list[tuple[str | None, bytes]], *, actor: str | None = None) -> list[DeployResult]:
+    def deploy_many(self, files: list[tuple[str | None, bytes]], *, actor: str | None = None,
+                    expect_latest: dict[str, int | None] | None = None) -> list[DeployResult]:
         """Validate and store several diagrams in one transaction: all of them, or none (the refusal names
-        the file)."""
+        the file).
+
+        ``expect_latest`` (process key → newest version when the designer saw the changes, None for a new
+        key): if another deploy came in between, nothing is stored and :class:`ConflictError` says so, so a
+        designer never confirms a summary of changes against a version that is no longer the newest.
+        """
         results = []
         with self.db.write() as session:
             for filename, content in files:
                 try:
                     result = deploy(session, content, filename=filename, actor=actor, now=self.clock.now(),
-                                    services=self.services, max_bytes=self.max_bytes)
+                                    services=self.services, max_bytes=self.max_bytes,
+                                    expect_latest=expect_latest)
                 except DeploymentError as exc:
                     if filename:
                         exc.message = f"{filename}: {exc.message}"
@@ -523,6 +637,78 @@ class RepositoryService:
                  .order_by(_dep.c.process_key))
         with self.db.read() as session:
             return [ProcessSummary(*row) for row in session.execute(query)]
+
+    def overview(self) -> list[ProcessOverview]:
+        """Every process key: its newest version, how many versions, running and finished cases (grouped in SQL)."""
+        per_key = (select(_dep.c.process_key, func.max(_dep.c.version).label("newest"),
+                          func.count().label("versions"))
+                   .group_by(_dep.c.process_key).subquery())
+        cases = (select(_dep.c.process_key, func.sum(case((_inst.c.status == "running", 1), else_=0)).label("running"),
+                        func.sum(case((_inst.c.status != "running", 1), else_=0)).label("finished"))
+                 .join_from(_inst, _dep, _dep.c.id == _inst.c.deployment_id)
+                 .group_by(_dep.c.process_key).subquery())
+        query = (select(per_key.c.process_key, _dep.c.name, per_key.c.newest, _dep.c.id, per_key.c.versions,
+                        _dep.c.deployed_at, _dep.c.deployed_by, cases.c.running, cases.c.finished)
+                 .join(_dep, (_dep.c.process_key == per_key.c.process_key) & (_dep.c.version == per_key.c.newest))
+                 .outerjoin(cases, cases.c.process_key == per_key.c.process_key)
+                 .order_by(per_key.c.process_key))
+        with self.db.read() as session:
+            return [ProcessOverview(r[0], r[1], r[2], r[3], r[4], r[5], r[6], int(r[7] or 0), int(r[8] or 0))
+                    for r in session.execute(query)]
+
+    def versions(self, process_key: str) -> list[VersionInfo]:
+        """The versions of one process key, newest first, each with its running and finished cases.
+
+        The counts are one ``GROUP BY instance.deployment_id`` over the key's deployments (index on
+        ``instance.deployment_id``), joined to the deployment rows; the XML and the spec are not read.
+        """
+        ids = select(_dep.c.id).where(_dep.c.process_key == process_key)
+        counts = (select(_inst.c.deployment_id,
+                         func.sum(case((_inst.c.status == "running", 1), else_=0)).label("running"),
+                         func.sum(case((_inst.c.status != "running", 1), else_=0)).label("finished"))
+                  .where(_inst.c.deployment_id.in_(ids)).group_by(_inst.c.deployment_id).subquery())
+        query = (select(_dep.c.id, _dep.c.process_key, _dep.c.version, _dep.c.name, _dep.c.content_hash,
+                        _dep.c.filename, _dep.c.deployed_at, _dep.c.deployed_by, counts.c.running, counts.c.finished)
+                 .outerjoin(counts, counts.c.deployment_id == _dep.c.id)
+                 .where(_dep.c.process_key == process_key).order_by(_dep.c.version.desc()))
+        with self.db.read() as session:
+            return [VersionInfo(*r[:8], int(r[8] or 0), int(r[9] or 0)) for r in session.execute(query)]
+
+    def version(self, process_key: str, version: int) -> VersionInfo | None:
+        return next((v for v in self.versions(process_key) if v.version == version), None)
+
+    def preview(self, files: list[tuple[str | None, bytes]]) -> list[Preview]:
+        """What deploying ``files`` together would do, storing nothing: per file the refusal (the same
+        validation as :meth:`deploy`), or the version it would become and its changes against the newest one."""
+        out: list[Preview] = []
+        seen: dict[str, str | None] = {}
+        with self.db.read() as session:
+            for filename, content in files:
+                digest = hashlib.sha256(content).hexdigest()
+                try:
+                    parsed = parse_diagram(content, filename, self.services, max_bytes=self.max_bytes)
+                except DeploymentError as exc:
+                    out.append(Preview(filename, digest, None, None, error=exc))
+                    continue
+                key = parsed.process_key
+                if key in seen:
+                    error = DeploymentError(f"流程 {key} 在 {seen[key] or '另一个文件'} 中已出现：一次只能部署每个流程的一个版本",
+                                            element=key)
+                    out.append(Preview(filename, digest, key, parsed.name, error=error))
+                    continue
+                seen[key] = filename
+                newest = session.execute(select(_dep.c.id, _dep.c.version).where(_dep.c.process_key == key)
+                                         .order_by(_dep.c.version.desc()).limit(1)).one_or_none()
+                same = session.scalar(select(_dep.c.version).where(_dep.c.process_key == key,
+                                                                   _dep.c.content_hash == digest)
+                                      .order_by(_dep.c.version.desc()).limit(1))
+                base_xml = (session.scalar(select(_dep.c.xml).where(_dep.c.id == newest.id))
+                            if newest is not None else None)
+                summary = summarise(content, base_xml, newest.version if newest is not None else None)
+                out.append(Preview(filename, digest, key, parsed.name, summary=summary,
+                                   base_version=newest.version if newest is not None else None,
+                                   same_as_version=same))
+        return out
 
     def deployment(self, deployment_id: int) -> DeploymentRef | None:
         with self.db.read() as session:

@@ -25,6 +25,7 @@ from .codec import jsonable
 from .db import Database
 from .errors import ConflictError, NotFoundError
 from .forms import form_fields, validate_form
+from .migration import MigrationPlan, MigrationService
 from .models import Deployment, Instance
 from .repository import find_deployment, specs_for
 from .state import load_state
@@ -68,6 +69,7 @@ class RuntimeService:
     def __init__(self, db: Database, stepper: Stepper) -> None:
         self.db = db
         self.stepper = stepper
+        self._migration = MigrationService(db, stepper)
 
     @property
     def clock(self) -> Any:
@@ -146,6 +148,22 @@ class RuntimeService:
                 also(session)
             self.stepper.record(session, instance, history.StepEvent(action, self.clock.now(), actor,
                                                                      details=jsonable(details or {})))
+
+    # -- migration to a newer version (engine/migration.py) -------------------------------------------
+    def migration_plan(self, process_key: str, from_version: int, to_version: int, *, offset: int = 0,
+                       limit: int | None = None) -> MigrationPlan:
+        """Dry run: per running case of ``from_version``, whether it can move to ``to_version`` and why not."""
+        return self._migration.plan(process_key, from_version, to_version, offset=offset, limit=limit)
+
+    def migrate(self, instance_id: int, process_key: str, from_version: int, to_version: int, *,
+                actor: str | None = None) -> StepResult:
+        """Move one running case to ``to_version`` in one step (history action ``migrated``), if safe."""
+        return self._migration.migrate(instance_id, process_key, from_version, to_version, actor=actor)
+
+    def migrate_many(self, instance_ids: Iterable[int], process_key: str, from_version: int, to_version: int, *,
+                     actor: str | None = None) -> list[tuple[int, StepResult | None, Any]]:
+        """:meth:`migrate` for each case, each in a transaction of its own; (id, result or None, error or None)."""
+        return list(self._migration.migrate_many(instance_ids, process_key, from_version, to_version, actor=actor))
 
     # -- reading ----------------------------------------------------------------------------------------
     @staticmethod

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Proves that our BPMN diagrams are something a designer can open and save in a standard modeler:
 # bpmn-moddle (the model behind bpmn-js / Camunda Modeler) must import them without a single warning, and
-# bpmnlint (config: tools/bpmn-check/.bpmnlintrc) must report no errors. See tools/bpmn-check/README.md.
+# bpmnlint (config: tools/bpmn-check/.bpmnlintrc, with Qifu's rules from tools/bpmnlint-plugin-qifu) must
+# report no errors. See tools/bpmn-check/README.md.
 #
 #   scripts/check-bpmn.sh                 # processes/*.bpmn and web/demo/*.bpmn (what `make test` runs)
 #   scripts/check-bpmn.sh a.bpmn b.bpmn   # just these files
@@ -49,4 +50,22 @@ else
   cd "$root"
 fi
 
+# Qifu's rule qifu/valid-expression takes the server's verdict on every expression: with the project's Python
+# installed (.venv, as `make test` has it) export it, compiled the way a deploy compiles (web/designer_lint.py).
+status=0
+python="$root/.venv/bin/python"
+if [ -z "${QIFU_LINT_DATA:-}" ] && [ -x "$python" ]; then
+  lint_data="$(mktemp)"
+  if PYTHONPATH="$root" "$python" -m web.designer_lint "${files[@]}" >"$lint_data"; then
+    QIFU_LINT_DATA="$lint_data" node "$tool/check.mjs" "${files[@]}" || status=$?
+  else
+    echo "check-bpmn: could not export the server's lint data (web.designer_lint failed)" >&2
+    status=1
+  fi
+  rm -f "$lint_data"
+  exit "$status"
+fi
+if [ -z "${QIFU_LINT_DATA:-}" ]; then
+  echo "check-bpmn: no .venv: expressions are checked without the server's verdict (JUEL habits only)" >&2
+fi
 exec node "$tool/check.mjs" "${files[@]}"

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
-from xml.sax.saxutils import escape
 
 import pytest
 from sqlalchemy import func, select
@@ -353,53 +351,6 @@ def test_outbox_delivery_marks_sent_and_records_failures(flow) -> None:
     assert (again.sent, again.failed) == (1, 0) and logging_sender.sent[0].business_key == second.business_key
     with flow.session() as s:
         assert s.scalar(select(func.count(Outbox.id)).where(Outbox.sent_at.is_(None))) == 0
-
-
-# --- element templates for Camunda Modeler (BP-2) ------------------------------------------------------
-TEMPLATES = Path(__file__).resolve().parents[1] / "processes" / "element-templates" / "qifu-handlers.json"
-PARAMETERS = {"ledger": {"action", "status"}, "transfer": {"unit", "opinion"},
-              "joint_review": {"units", "invitees", "meeting_at"}, "escalate": {"to", "reason"},
-              "revisit_sample": {"kind", "rate"}, "notify": {"to", "template", "message"},
-              "supervise": {"kind", "reason"}}
-
-
-@pytest.mark.req("BP-2")
-def test_element_templates_offer_every_topic_and_their_defaults_deploy(case_engine) -> None:
-    templates = json.loads(TEMPLATES.read_text(encoding="utf-8"))
-    by_topic = {}
-    for t in templates:
-        assert t["appliesTo"] == ["bpmn:ServiceTask"] and t["name"] and t["id"].startswith("qifu.")
-        fixed = {p["binding"]["name"]: p["value"] for p in t["properties"]
-                 if p["type"] == "Hidden" and p["binding"]["type"] == "property"}
-        assert fixed["camunda:type"] == "external"
-        by_topic[fixed["camunda:topic"]] = t
-    assert set(by_topic) == set(handlers.TOPICS) == set(PARAMETERS)
-    assert by_topic["transfer"]["name"] == "流转交办"
-    for topic, t in by_topic.items():
-        inputs = {p["binding"]["name"]: p for p in t["properties"] if p["binding"]["type"] == "camunda:inputParameter"}
-        assert set(inputs) == PARAMETERS[topic], topic
-        for p in inputs.values():
-            assert p["label"] and p["type"] in ("String", "Text", "Dropdown")
-            if p["type"] == "Dropdown":
-                assert p["value"] in [c["value"] for c in p["choices"]]
-    # a diagram made by applying each template with its default values deploys (topics known, parameters parse)
-    tasks, flows, previous = [], [], "start"
-    for n, (topic, t) in enumerate(sorted(by_topic.items())):
-        params = "".join(
-            f'<camunda:inputParameter name="{p["binding"]["name"]}">{escape(str(p.get("value", "")))}'
-            f"</camunda:inputParameter>"
-            for p in t["properties"] if p["binding"]["type"] == "camunda:inputParameter")
-        tasks.append(f'<bpmn:serviceTask id="t{n}" name="{t["name"]}" camunda:type="external" camunda:topic="{topic}">'
-                     f"<bpmn:extensionElements><camunda:inputOutput>{params}</camunda:inputOutput>"
-                     f"</bpmn:extensionElements></bpmn:serviceTask>")
-        flows.append(f'<bpmn:sequenceFlow id="f{n}" sourceRef="{previous}" targetRef="t{n}" />')
-        previous = f"t{n}"
-    xml = (f'<?xml version="1.0" encoding="UTF-8"?><bpmn:definitions xmlns:bpmn="{BPMN}" xmlns:camunda="{CAMUNDA}" '
-           f'id="d" targetNamespace="http://qifu.test/t"><bpmn:process id="templated" isExecutable="true">'
-           f'<bpmn:startEvent id="start" />{"".join(tasks)}<bpmn:endEvent id="end" />{"".join(flows)}'
-           f'<bpmn:sequenceFlow id="fend" sourceRef="{previous}" targetRef="end" /></bpmn:process></bpmn:definitions>')
-    result = case_engine.deploy(xml.encode(), filename="templated.bpmn")
-    assert result.deployment.process_key == "templated"
 
 
 def test_cli_outbox_send_delivers_pending_messages(flow, monkeypatch) -> None:

@@ -52,6 +52,10 @@ BLUEPRINTS.append("supervision")  # 督办台账 / 跟踪督办 / 月度简报
 BLUEPRINTS.append("search")  # 案件查询 / 我的已办
 BLUEPRINTS.append("health")  # /healthz, /readyz, /metrics
 BLUEPRINTS.append("incidents")  # 异常事件: timers and jobs that failed their retries (administrators)
+BLUEPRINTS.append("processes")  # 流程设计: versions, upload with changes and confirmation, modeler, migration
+BLUEPRINTS.append("audit")  # 审计: replay, chain verification, event-log export, the unmask log
+BLUEPRINTS.append("admin")  # 系统管理: users, units and liaisons, API clients, calendar, admin log
+BLUEPRINTS.append("account")  # 修改密码; a temporary password from a reset is replaced first
 
 MIB = 1024 * 1024
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "

@@ -43,6 +43,7 @@ DEMO_USERS: tuple[DemoUser, ...] = (
     # across regions
     DemoUser("auditor", "审计", "FH-CENTRE", ("审计",)),
     DemoUser("admin", "系统管理员", "FH-CENTRE", ("管理员",)),
+    DemoUser("designer", "流程设计", "FH-CENTRE", ("流程设计",)),
 )
 
 
