@@ -101,8 +101,8 @@ def start_at(engine: ProcessEngine, key: str, due: datetime) -> int:
 # --- two executors split the work --------------------------------------------------------------------------
 @pytest.mark.req("BP-3")
 def test_two_executor_processes_split_a_burst_and_fire_each_timer_once(db_url, services):
-    """Both executors are idle when 40 timers fall due at the same instant: both take batches (the claim is a
-    mark with a lease, committed before firing), and every timer fires exactly once."""
+    """Both executors are idle when 40 timers fall due at the same instant: on PostgreSQL both take batches (the
+    claim is a mark with a lease, committed before firing); on both databases every timer fires exactly once."""
     engine = ProcessEngine(db_url, SystemClock(), services)
     engine.deploy(diagram("timer_at.bpmn"), filename="timer_at.bpmn")
     workers = [Worker(db_url, "--batch", "2"), Worker(db_url, "--batch", "2")]
@@ -121,7 +121,11 @@ def test_two_executor_processes_split_a_burst_and_fire_each_timer_once(db_url, s
     assert all(to_utc(t.fired_at) >= due for t in rows)  # none early
     by_worker = Counter(next(i for i, w in enumerate(workers) if t.claimed_by.startswith(w.name_prefix))
                         for t in rows)
-    assert by_worker[0] > 0 and by_worker[1] > 0, by_worker  # they split the burst, neither took it all
+    assert sum(by_worker.values()) == 40
+    if db_url.startswith("postgresql"):  # they split the burst, neither took it all
+        assert by_worker[0] > 0 and by_worker[1] > 0, by_worker
+    # SQLite has one writer: the executor holding the write lock claims batch after batch while the other's busy
+    # handler backs off, so one may take the whole burst; there the point is exactly once, checked above.
     with engine.read() as s:
         assert history.verify(s) == []
 

@@ -316,7 +316,7 @@ def test_a_timer_due_during_downtime_fires_at_start_up(db_url, clock, services):
 
 @pytest.mark.req("BP-3")
 def test_scheduler_wakes_when_the_next_timer_falls_due(db_url, services):
-    """Real time: APScheduler is armed for the next due instant and fires the timer then, not on the poll."""
+    """Real time: the executor loop sleeps until the next due instant and fires the timer then, not on the poll."""
     engine = ProcessEngine(db_url, SystemClock(), services)
     deploy(engine, "timer_boundary")
     iid = engine.runtime.start("timer_boundary", "WK-1", {}, actor="clerk").instance_id
