@@ -202,3 +202,21 @@ def test_the_rating_form_requires_a_csrf_token(site, client, web_engine) -> None
     response = client.post(f"/track/{token}", data={"satisfaction": "不满意"})
     assert response.status_code == 400
     assert [t.spec_id for t in open_tasks(web_engine, key)] == ["Task_EnterpriseRating"]
+
+
+@pytest.mark.req("PA-1")
+def test_a_pan_an_tracking_page_names_its_station_not_the_fenghua_hotline(client, web_engine) -> None:
+    """#14 item 11: the tracking page gives the number of the unit that received the case (PA-1 registry)."""
+    from tests.web.conftest import start_case
+
+    pan_an = start_case(web_engine, unit="PA01")
+    page = client.get(f"/track/{pan_an.tracking_token}").get_data(as_text=True)
+    assert "88888718" not in page
+    assert "安文街道企业服务站（窗口）" in page and "0579-84661160" in page
+    wrong = client.get("/track/not-a-token").get_data(as_text=True)
+    assert "88888718" not in wrong  # a wrong link does not know the region: no region's hotline either
+
+
+def test_a_fenghua_tracking_page_keeps_the_centre_hotline(site, client, web_engine) -> None:
+    _key, token = submit_and_track(client)
+    assert "0574-88888718" in client.get(f"/track/{token}").get_data(as_text=True)

@@ -289,6 +289,17 @@ def enterprise_messages(db: Session, instance_id: int) -> list[dict[str, Any]]:
     return [{"at": to_utc(r.created_at).astimezone(SHANGHAI), "text": r.body} for r in rows]
 
 
+def case_contact(db: Session, case: Any) -> dict[str, str] | None:
+    """Who the enterprise calls about its case: the unit that received it (a Pan'an station, the Fenghua centre)
+    with the phone of the unit registry (PA-1, FH-9), not one region's hotline for every case."""
+    from handlers.models import OrgUnit
+
+    unit = db.scalar(select(OrgUnit).where(OrgUnit.code == case.unit))
+    if unit is None or not unit.phone:
+        return None
+    return {"name": unit.name, "phone": unit.phone}
+
+
 def public_status(engine: Any, case: Any) -> dict[str, Any]:
     """Status of one case for the enterprise (tracking page) and the API client that created it."""
     instance = engine.runtime.instances([case.instance_id]).get(case.instance_id)
@@ -373,8 +384,10 @@ def track(token: str) -> Any:
         timeline = public_timeline(engine, case.instance_id)
         messages = enterprise_messages(db, case.instance_id)
         rating_open = _rating_task(engine, case.instance_id) is not None
+        contact = case_contact(db, case)
     response = make_response(render_template("public/track.html", status=status, timeline=timeline,
-                                             messages=messages, rating_open=rating_open, form=form), status_code)
+                                             messages=messages, rating_open=rating_open, form=form,
+                                             contact=contact), status_code)
     return _private(response)
 
 
