@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from engine.clock import SHANGHAI, to_utc
 from engine.forms import form_fields
+from handlers.models import Category, Channel, OrgUnit
 
 if TYPE_CHECKING:
     from engine.history import ElementRef, StepEvent
@@ -59,6 +60,53 @@ VALUES = {("rating_source", "enterprise"): "企业本人评价", ("rating_source
 
 REGIONS = {"pan_an": "磐安", "fenghua": "奉化"}
 LEDGER = {"handling": "办理中", "answered": "已答复", "closed": "销账", "carried": "挂账"}
+
+_UNIT_VARIABLES = frozenset({"unit", "handling_unit", "joint_units", "units", "escalated_to"})
+
+
+@dataclass
+class CodeNames:
+    """Names for the codes case data holds (units, channels, categories), so pages read as Chinese."""
+
+    units: dict[str, str]
+    channels: dict[str, str]
+    categories: dict[str, str]
+    short_units: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, session: Session) -> CodeNames:
+        units = {code: (name, short) for code, name, short in
+                 session.execute(select(OrgUnit.code, OrgUnit.name, OrgUnit.short_name))}
+        return cls({c: n for c, (n, _) in units.items()},
+                   dict(session.execute(select(Channel.code, Channel.name)).all()),
+                   dict(session.execute(select(Category.code, Category.name)).all()),
+                   {c: s or n for c, (n, s) in units.items()})
+
+    def show(self, key: str, value: Any) -> str:
+        """A case-data value in words: unit, channel and category names, booleans, Beijing times."""
+        if isinstance(value, bool):
+            return "是" if value else "否"
+        if value is None:
+            return ""
+        if key in _UNIT_VARIABLES:
+            items = value if isinstance(value, list) else [value]
+            return "、".join(self.units.get(str(v), str(v)) for v in items)
+        if key == "channel":
+            return self.channels.get(str(value), str(value))
+        if key == "category":
+            return self.categories.get(str(value), str(value))
+        if key == "region":
+            return REGIONS.get(str(value), str(value))
+        if key == "ledger_status":
+            return LEDGER.get(str(value), str(value))
+        if isinstance(value, str) and len(value) >= 19 and value[4] == "-" and value[10] == "T":
+            try:
+                return to_utc(value).astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
+            except ValueError:
+                return value
+        if isinstance(value, (list, dict)):
+            return json.dumps(value, ensure_ascii=False)
+        return str(value)
 LIGHTS = {"green": "正常", "yellow": "临期", "red": "逾期", "none": "无期限"}
 TASK_STATUS = {"": "全部", "mine": "我已认领", "unclaimed": "待认领", "claimed": "已认领", "overdue": "已逾期",
                "due_soon": "临期"}
@@ -208,7 +256,7 @@ def load_people(session: Session) -> dict[str, Person]:
 class CaseLabels:
     """Words for one case's history, the one lookup every history reader uses.
 
-    ``codes`` is :class:`web.read.cases.CodeNames` (units, channels, categories); ``people`` the accounts.
+    ``codes`` is :class:`CodeNames` (units, channels, categories); ``people`` the accounts.
     """
 
     def __init__(self, diagram: DiagramWords, codes: Any, people: Mapping[str, Person]) -> None:
@@ -218,8 +266,6 @@ class CaseLabels:
 
     @classmethod
     def load(cls, engine: ProcessEngine, session: Session, deployment_id: int) -> CaseLabels:
-        from .read.cases import CodeNames
-
         return cls(diagram_words(engine, deployment_id), CodeNames.load(session), load_people(session))
 
     # --- elements ---------------------------------------------------------------------------------------

@@ -7,67 +7,18 @@ other way (``qifu case start``) has no row and is shown to nobody in the browser
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.clock import SHANGHAI, to_utc
 from engine.process_engine import ProcessEngine
 from engine.runtime import InstanceView
-from handlers.models import CaseUnit, Category, Channel, EnterpriseCase, OrgUnit
+from handlers.models import CaseUnit, EnterpriseCase
 
-from .. import labels
+from ..labels import CodeNames
 from ..scope import CaseScope
-
-_UNIT_VARIABLES = frozenset({"unit", "handling_unit", "joint_units", "units", "escalated_to"})
-
-
-@dataclass
-class CodeNames:
-    """Names for the codes case data holds (units, channels, categories), so pages read as Chinese."""
-
-    units: dict[str, str]
-    channels: dict[str, str]
-    categories: dict[str, str]
-    short_units: dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def load(cls, session: Session) -> CodeNames:
-        units = {code: (name, short) for code, name, short in
-                 session.execute(select(OrgUnit.code, OrgUnit.name, OrgUnit.short_name))}
-        return cls({c: n for c, (n, _) in units.items()},
-                   dict(session.execute(select(Channel.code, Channel.name)).all()),
-                   dict(session.execute(select(Category.code, Category.name)).all()),
-                   {c: s or n for c, (n, s) in units.items()})
-
-    def show(self, key: str, value: Any) -> str:
-        """A case-data value in words: unit, channel and category names, booleans, Beijing times."""
-        if isinstance(value, bool):
-            return "是" if value else "否"
-        if value is None:
-            return ""
-        if key in _UNIT_VARIABLES:
-            items = value if isinstance(value, list) else [value]
-            return "、".join(self.units.get(str(v), str(v)) for v in items)
-        if key == "channel":
-            return self.channels.get(str(value), str(value))
-        if key == "category":
-            return self.categories.get(str(value), str(value))
-        if key == "region":
-            return labels.REGIONS.get(str(value), str(value))
-        if key == "ledger_status":
-            return labels.LEDGER.get(str(value), str(value))
-        if isinstance(value, str) and len(value) >= 19 and value[4] == "-" and value[10] == "T":
-            try:
-                return to_utc(value).astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
-            except ValueError:
-                return value
-        if isinstance(value, (list, dict)):
-            return json.dumps(value, ensure_ascii=False)
-        return str(value)
 
 
 @dataclass

@@ -419,7 +419,7 @@ def xes_chunks(entries: Iterator[LogEntry], *, name: str) -> Iterator[bytes]:
 def export_chunks(engine: ProcessEngine, flt: LogFilter, fmt: str, *, name: str) -> Iterator[bytes]:
     """The whole export, streamed: history pages (keyset), worded, written as ``fmt`` (xes | csv). Names are
     read first in a short read transaction; each history page then in one of its own."""
-    from .cases import CodeNames
+    from ..labels import CodeNames
 
     check_format(fmt)
     with engine.read() as session:
@@ -487,7 +487,7 @@ def unmask_log(session: Session, user: Viewer, *, page: int = 1, page_size: int 
     from sqlalchemy import func
 
     from ..models import UnmaskLog
-    from .cases import CodeNames
+    from ..labels import CodeNames
 
     where = [UnmaskLog.business_key.in_(select(EnterpriseCase.business_key).where(visible_cases(user)))]
     if business_key:

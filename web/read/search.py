@@ -25,8 +25,8 @@ from engine.errors import QifuError
 from engine.process_engine import ProcessEngine
 from handlers.models import LEDGER_STATUS_NAMES, CaseUnit, Category, EnterpriseCase
 
+from ..labels import CodeNames
 from ..scope import Viewer, visible_cases
-from .cases import CodeNames
 
 PAGE_SIZE = 50
 MAX_TEXT = 100

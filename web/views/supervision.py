@@ -21,7 +21,7 @@ from engine.errors import QifuError
 from handlers.models import LEDGER_STATUS_NAMES
 
 from .. import exports
-from ..read.cases import CodeNames
+from ..labels import CodeNames
 from ..read.inbox import filter_choices
 from ..read.ledger import (
     COLUMNS,
