@@ -31,20 +31,28 @@ from typing import TYPE_CHECKING, Any, NoReturn, overload
 
 from SpiffWorkflow.bpmn import BpmnEvent
 from SpiffWorkflow.bpmn.parser.BpmnParser import full_tag
-from SpiffWorkflow.bpmn.parser.event_parsers import ReceiveTaskParser, SendTaskParser
+from SpiffWorkflow.bpmn.parser.event_parsers import EventBasedGatewayParser, ReceiveTaskParser, SendTaskParser
 from SpiffWorkflow.bpmn.parser.task_parsers import GatewayParser
 from SpiffWorkflow.bpmn.parser.TaskParser import TaskParser
 from SpiffWorkflow.bpmn.parser.util import first
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.serializer.default.task_spec import (
     BpmnTaskSpecConverter,
+    EventConverter,
     EventJoinConverter,
     ParallelGatewayConverter,
 )
 from SpiffWorkflow.bpmn.serializer.helpers.spec import EventDefinitionConverter
 from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.specs.control import BoundaryEventJoin
-from SpiffWorkflow.bpmn.specs.defaults import ParallelGateway, ReceiveTask, SendTask, ServiceTask
+from SpiffWorkflow.bpmn.specs.defaults import (
+    EventBasedGateway,
+    IntermediateCatchEvent,
+    ParallelGateway,
+    ReceiveTask,
+    SendTask,
+    ServiceTask,
+)
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     CycleTimerEventDefinition,
     DurationTimerEventDefinition,
@@ -63,6 +71,7 @@ from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
 from SpiffWorkflow.camunda.serializer.event_definition import MessageEventDefinitionConverter
 from SpiffWorkflow.camunda.specs.event_definitions import MessageEventDefinition
 from SpiffWorkflow.camunda.specs.user_task import EnumFormField, Form, FormField, UserTask
+from SpiffWorkflow.specs.base import TaskSpec
 from SpiffWorkflow.util.task import TaskState
 
 from .forms import check_fields, fields_of_form
@@ -395,7 +404,30 @@ class QifuParallelGateway(ParallelGateway):
     (the branches that arrived first then) still count as arrived, so in the next turn the join fires after
     the first branch. Here a finished join task counts only if it finished after the join last fired on
     this task's own path (the newest completed join task among its ancestors).
+
+    A join that also merges the loop's way back (``start → join ← loop``) is fired by SpiffWorkflow because
+    an input met while walking up from the join's next-turn task counts as arrived; the walk passes the
+    tasks of every earlier turn, up to the root. Here the input specs above a join task are listed once,
+    nearest first, on the join task when it fires (``qifu_inputs_above``), and the walk of the next turn
+    stops at that list: the answer is SpiffWorkflow's, it does not depend on the tasks
+    :mod:`engine.compaction` dropped from the saved tree (without the list such a loop stopped silently
+    once the first turn's tasks were dropped), and the walk no longer grows with the age of the case.
     """
+
+    def _inputs_above(self, my_task) -> list[str]:
+        names = {spec.name for spec in self.inputs}
+        found: list[str] = []
+        node = my_task.parent
+        while node is not None:
+            if node.task_spec is self and node.state == TaskState.COMPLETED:
+                listed = node.internal_data.get("qifu_inputs_above")
+                if listed is not None:
+                    found.extend(n for n in listed if n not in found)
+                    break
+            if node.task_spec.name in names and node.task_spec.name not in found:
+                found.append(node.task_spec.name)
+            node = node.parent
+        return found
 
     def _check_threshold_unstructured(self, my_task):
         tasks = my_task.workflow.get_tasks(spec_name=self.name)
@@ -403,13 +435,22 @@ class QifuParallelGateway(ParallelGateway):
                         if t.state == TaskState.COMPLETED and my_task.is_descendant_of(t)]
         cutoff = max(fired_before, default=None)
         waiting_inputs = set(self.inputs)
+        above: list[str] | None = None
 
         def remove_ancestor(task):
-            while task is not None:
+            nonlocal above
+            while task is not None and task is not my_task:
                 if task.task_spec in waiting_inputs:
                     waiting_inputs.remove(task.task_spec)
                     return
                 task = task.parent
+            if above is None:
+                above = self._inputs_above(my_task)
+            for name in above:
+                spec = my_task.workflow.spec.task_specs.get(name)
+                if spec in waiting_inputs:
+                    waiting_inputs.remove(spec)
+                    return
 
         for task in tasks:
             if task.is_descendant_of(my_task):
@@ -421,7 +462,75 @@ class QifuParallelGateway(ParallelGateway):
                 continue  # an arrival of an earlier turn
             elif task.parent.state == TaskState.COMPLETED and task.parent.task_spec in waiting_inputs:
                 waiting_inputs.remove(task.parent.task_spec)
-        return len(waiting_inputs) == 0
+        if waiting_inputs:
+            return False
+        my_task.internal_data["qifu_inputs_above"] = above if above is not None else self._inputs_above(my_task)
+        return True
+
+
+# --- event-based gateways ---------------------------------------------------------------------------------
+class QifuEventBasedGateway(EventBasedGateway):
+    """An event-based gateway whose events stay on the catch events after it.
+
+    SpiffWorkflow moves the events of the following catch events into the gateway's own
+    ``MultipleEventDefinition``, so a timer there had no task of its own and no timer row: it never fired.
+    Here the gateway passes at once to all of its catch events (:class:`QifuGatewayCatchEvent`), each
+    waits as any catch event does (a timer has its row and fires exactly once), and the first that fires
+    cancels the others (their timer rows become ``cancelled`` in the same step): the gateway's choice.
+    """
+
+    def connect(self, child):
+        TaskSpec.connect(self, child)
+
+    def _update_hook(self, my_task):
+        return TaskSpec._update_hook(self, my_task)  # it waits for nothing itself
+
+    def _run_hook(self, my_task):
+        my_task._sync_children(self.outputs, TaskState.FUTURE)
+        for child in my_task.children:
+            child.task_spec._predict(child, mask=TaskState.FUTURE | TaskState.PREDICTED_MASK)
+        return True
+
+
+class QifuGatewayCatchEvent(IntermediateCatchEvent):
+    """A catch event after an event-based gateway: when its event arrives the gateway's other events stop."""
+
+    def _update(self, my_task):
+        if not my_task.has_state(TaskState.FINISHED_MASK):  # refresh_timers holds a list made before the cancel
+            super()._update(my_task)
+
+    def _on_ready_hook(self, my_task):
+        super()._on_ready_hook(my_task)
+        parent = my_task.parent
+        if parent is not None and isinstance(parent.task_spec, QifuEventBasedGateway):
+            for sibling in list(parent.children):
+                if sibling is not my_task and not sibling.has_state(TaskState.FINISHED_MASK):
+                    sibling.cancel()
+
+
+class QifuEventBasedGatewayParser(EventBasedGatewayParser):
+    def create_task(self):
+        if (self.node.get("instantiate") or "false").lower() == "true":
+            self.raise_validation_exception(
+                "暂不支持用于启动流程的事件网关 (instantiate=\"true\")，请改用消息开始事件 "
+                "(an event-based gateway that starts the process is not supported)")
+        if (self.node.get("eventGatewayType") or "Exclusive") != "Exclusive":
+            self.raise_validation_exception(
+                "暂不支持并行事件网关 (eventGatewayType=\"Parallel\") (parallel event-based gateways are not supported)")
+        return super().create_task()
+
+
+def _event_gateway_outputs(spec: Any) -> None:
+    """Every flow out of an event-based gateway must reach an intermediate catch event (BPMN 10.6.6)."""
+    for task_spec in list(spec.task_specs.values()):
+        if isinstance(task_spec, QifuEventBasedGateway):
+            for output in task_spec.outputs:
+                if type(output) not in (IntermediateCatchEvent, QifuGatewayCatchEvent):
+                    raise ValidationException(
+                        f"事件网关之后只能是中间捕获事件（定时器、消息、信号、条件），{output.bpmn_id} 不是；"
+                        "暂不支持接收任务 (an event-based gateway must lead to intermediate catch events)",
+                        node=None, file_name=None, id=output.bpmn_id or task_spec.bpmn_id)
+                output.__class__ = QifuGatewayCatchEvent  # same state; see QifuGatewayCatchEvent
 
 
 class _TimerParserMixin(_EventParser):
@@ -456,6 +565,7 @@ class QifuParser(CamundaParser):
     OVERRIDE_PARSER_CLASSES[full_tag("serviceTask")] = (ExternalServiceTaskParser, ExternalServiceTask)
     OVERRIDE_PARSER_CLASSES[full_tag("userTask")] = (QifuUserTaskParser, UserTask)
     OVERRIDE_PARSER_CLASSES[full_tag("parallelGateway")] = (GatewayParser, QifuParallelGateway)
+    OVERRIDE_PARSER_CLASSES[full_tag("eventBasedGateway")] = (QifuEventBasedGatewayParser, QifuEventBasedGateway)
     OVERRIDE_PARSER_CLASSES[full_tag("sendTask")] = (QifuSendTaskParser, SendTask)
     OVERRIDE_PARSER_CLASSES[full_tag("receiveTask")] = (QifuReceiveTaskParser, ReceiveTask)
     OVERRIDE_PARSER_CLASSES[full_tag("businessRuleTask")] = (QifuBusinessRuleTaskParser,
@@ -464,10 +574,16 @@ class QifuParser(CamundaParser):
 
     def get_spec(self, process_id, required=True):
         spec = super().get_spec(process_id, required)
-        for task_spec in getattr(spec, "task_specs", {}).values():
-            if type(task_spec) is BoundaryEventJoin:
-                task_spec.__class__ = QifuBoundaryEventJoin  # same state; see QifuBoundaryEventJoin
+        _qifu_classes(spec)
         return spec
+
+
+def _qifu_classes(spec: Any) -> None:
+    for task_spec in list(getattr(spec, "task_specs", {}).values()):
+        if type(task_spec) is BoundaryEventJoin:
+            task_spec.__class__ = QifuBoundaryEventJoin  # same state; see QifuBoundaryEventJoin
+    if hasattr(spec, "task_specs"):
+        _event_gateway_outputs(spec)
 
 
 class _TimerConverter(EventDefinitionConverter):
@@ -483,6 +599,8 @@ def serializer_config() -> dict[type, Any]:
     config[ExternalServiceTask] = ExternalServiceTaskConverter
     config[QifuBoundaryEventJoin] = EventJoinConverter
     config[QifuParallelGateway] = ParallelGatewayConverter
+    config[QifuEventBasedGateway] = EventConverter
+    config[QifuGatewayCatchEvent] = EventConverter
     config[QifuMessageEventDefinition] = MessageEventDefinitionConverter
     for cls in (QifuTimeDateEventDefinition, QifuDurationTimerEventDefinition, QifuCycleTimerEventDefinition):
         config[cls] = _TimerConverter

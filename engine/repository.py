@@ -166,9 +166,19 @@ def _normalise_conditions(root: etree._Element) -> None:
 
 
 def _executable_process(root: etree._Element) -> etree._Element:
+    """The process to deploy: the one marked ``isExecutable="true"``.
+
+    As Camunda 7 reads a new deployment, a process without the attribute (or with ``false``) is not
+    executable: a collaboration's documentation-only pools are left out. Camunda would then deploy
+    nothing; Qifu refuses, naming the processes, so a designer never gets a deployment nothing can start.
+    """
     processes = root.findall("bpmn:process", NS)
-    executable = [p for p in processes if p.get("isExecutable", "false").lower() == "true"]
-    chosen = executable or processes
+    chosen = [p for p in processes if (p.get("isExecutable") or "").strip().lower() == "true"]
+    if not chosen and processes:
+        names = "、".join(_describe(p) for p in processes)
+        raise DeploymentError(
+            f"没有可执行流程：{names} 未标记 isExecutable=\"true\"（与 Camunda 7 相同，缺省或为 false 的流程不部署）"
+            "(no process is marked executable)", element=processes[0].get("id") or None)
     if len(chosen) != 1:
         raise DeploymentError(
             f"文件必须恰好包含一个可执行流程 (exactly one executable process), 发现 {len(chosen)} 个")
@@ -307,6 +317,9 @@ def _validation_error(exc: ValidationException) -> DeploymentError:
     reason = str(exc.args[0]) if exc.args else type(exc).__name__
     if reason.startswith("RecursionError("):  # its task parser recurses along the flow, one level per element
         reason = "流程中连续相接的元素过多，超出解析深度 (too many elements in one chain)"
+    elif reason.startswith("There is no support implemented for this task type"):
+        tag = getattr(exc, "tag", "") or "该元素"
+        reason = f"暂不支持 {tag} 元素 (this element type is not supported)"
     notes = "；".join(str(n) for n in getattr(exc, "notes", []) if n)
     return DeploymentError(f"无法解析流程 (parse error): {reason}" + (f"（{notes}）" if notes else ""),
                            element=exc.id or exc.name or None)
