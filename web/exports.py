@@ -41,3 +41,15 @@ def briefing_sheet(report: ledger_report.Briefing, notes: list[str]) -> Sheet:
     region = ledger_report.REGION_NAMES.get(report.region, report.region or "")
     rows = ([getattr(r, name) for name, _ in ledger_report.COLUMNS] for r in [*report.rows, report.total])
     return Sheet(f"简报{report.month}", f"{region}服务企业情况简报（{report.month}）", columns, rows, notes)
+
+
+def kpi_sheet(report: Any, notes: list[str]) -> Sheet:
+    """The KPIs per unit of :func:`web.read.kpi.kpis`, with the 合计 row (rates as percentages)."""
+    from .read.kpi import COLUMNS as KPI_COLUMNS
+
+    columns = [Column("单位编码", width=14)] + [
+        Column(label, kind if kind != "text" else "text", 28 if name == "unit_name" else None)
+        for name, label, kind in KPI_COLUMNS]
+    rows = ([r.unit, *(getattr(r, name) for name, _, _ in KPI_COLUMNS)] for r in [*report.rows, report.total])
+    region = ledger_report.REGION_NAMES.get(report.region, report.region or "")
+    return Sheet("考核指标", f"{region}服务企业考核指标（{report.period.label}）", columns, rows, notes)

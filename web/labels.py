@@ -39,6 +39,7 @@ ACTIONS = {
     "task_unclaimed": "退回组内",
     "task_reassigned": "改派任务",
     "attachment_added": "上传附件",
+    "reminder_sent": "一键催办",
     "incident_retried": "重试异常",
 }
 

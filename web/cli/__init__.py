@@ -167,6 +167,7 @@ from . import (  # noqa: E402,F401
     incidents,
     migrate,
     outbox,
+    report,
     settings,
     setup,
     units,

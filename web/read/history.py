@@ -107,6 +107,9 @@ def _changes(ev: StepEvent, words: CaseLabels) -> list[Change]:
                           + ("（暂定）" if details.get("provisional") else "")))
     if ev.action == "attachment_added" and details.get("filename"):
         out.append(Change("filename", "文件", str(details["filename"])))
+    if ev.action == "reminder_sent" and details.get("unit_names"):
+        out.append(Change("units", "催办单位", "、".join(str(n) for n in details["unit_names"])))
+        out.append(Change("sender", "督办人", str(details.get("sender") or "")))
     if ev.action in ("task_claimed", "task_reassigned") and details.get("assignee"):
         out.append(Change("assignee", "办理人", words.actor(str(details["assignee"]))))
     return out
@@ -486,8 +489,8 @@ def unmask_log(session: Session, user: Viewer, *, page: int = 1, page_size: int 
     """Who revealed which contact of which case, when and why — for the cases ``user`` may see, newest first."""
     from sqlalchemy import func
 
-    from ..models import UnmaskLog
     from ..labels import CodeNames
+    from ..models import UnmaskLog
 
     where = [UnmaskLog.business_key.in_(select(EnterpriseCase.business_key).where(visible_cases(user)))]
     if business_key:

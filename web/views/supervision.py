@@ -13,15 +13,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, render_template, request
+from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from markupsafe import Markup, escape
 
 from engine.clock import SHANGHAI
-from engine.errors import QifuError
+from engine.errors import ConflictError, NotFoundError, QifuError
 from handlers.models import LEDGER_STATUS_NAMES
 
 from .. import exports
 from ..labels import CodeNames
+from ..read import kpi as kpi_report
 from ..read.inbox import filter_choices
 from ..read.ledger import (
     COLUMNS,
@@ -36,6 +38,8 @@ from ..read.ledger import (
 )
 from ..read.ledger import briefing as monthly_briefing
 from ..read.ledger import tracking as tracking_by_unit
+from ..read.monthly import monthly_report
+from ..read.overdue import overdue_board
 from ..scope import visible_cases
 from ..spreadsheet import XLSX_MIME, export_notes, workbook_bytes
 from .common import engine, now, page_number
@@ -189,8 +193,100 @@ def briefing_xlsx() -> Any:
     return _download(data, f"简报-{report.month}.xlsx")
 
 
-def _attachment(filename: str) -> str:
+def _attachment(filename: str, fallback: str = "export.xlsx") -> str:
     """A Content-Disposition for a Chinese file name (RFC 5987), with an ASCII fallback."""
     from urllib.parse import quote
 
-    return f"attachment; filename=export.xlsx; filename*=UTF-8''{quote(filename)}"
+    return f"attachment; filename={fallback}; filename*=UTF-8''{quote(filename)}"
+
+
+# --- 考核指标 (KPIs per unit and period) --------------------------------------------------------------------
+def _kpis() -> kpi_report.KpiReport:
+    period = kpi_report.period_of(request.args, _current_month())
+    with engine().read() as session:
+        return kpi_report.kpis(session, period, current_user.region, visible_cases(current_user))
+
+
+@bp.get("/kpi")
+def kpi_page() -> Any:
+    try:
+        report = _kpis()
+    except QifuError as exc:
+        return _bad_request(exc.message)
+    ranged = report.period.kind == "range"
+    return render_template("supervision/kpi.html", report=report, columns=kpi_report.COLUMNS,
+                           shown=kpi_report.shown, definitions=kpi_report.DEFINITIONS, no_data=kpi_report.NO_DATA,
+                           region_name=REGION_NAMES.get(report.region, ""),
+                           period_text="" if ranged else report.period.text,
+                           date_from=report.period.first if ranged else "", date_to=report.period.last if ranged else "")
+
+
+@bp.get("/kpi.xlsx")
+def kpi_xlsx() -> Any:
+    try:
+        report = _kpis()
+    except QifuError as exc:
+        return _bad_request(exc.message)
+    data = workbook_bytes(exports.kpi_sheet(report, _notes({"统计期": report.period.label})))
+    return _download(data, f"考核指标-{report.period.text}.xlsx")
+
+
+# --- 超期预警 (overdue board, one-click 催办) ------------------------------------------------------------------
+@bp.get("/overdue")
+def overdue() -> str:
+    at = now()
+    qifu = engine()
+    with qifu.read() as session:
+        board = overdue_board(qifu, session, region=current_user.region, now=at, where=visible_cases(current_user),
+                              page=page_number())
+    return render_template("supervision/overdue.html", board=board, now=at)
+
+
+@bp.post("/cases/<business_key>/remind")
+def remind(business_key: str) -> Any:
+    """One-click 催办: a history event by this supervisor and a notice to each responsible unit."""
+    from ..reminders import send_reminder
+
+    message = (request.form.get("message") or "").strip()
+    try:
+        sent = send_reminder(engine(), business_key, where=visible_cases(current_user),
+                             username=current_user.username, sender=current_user.display_name, message=message,
+                             now=now())
+    except NotFoundError:
+        abort(404)
+    except ConflictError as exc:
+        return render_template("error.html", status=409, title="无法催办", message=exc.message), 409
+    flash(f"已向{'、'.join(sent.unit_names)}发出催办通知（{business_key}）")
+    return redirect(url_for("supervision.overdue", page=request.form.get("page") or None))
+
+
+# --- 简报文档 (the monthly briefing as HTML / PDF) -------------------------------------------------------------
+REPORT_FORMATS = ("html", "pdf")
+
+
+@bp.get("/report")
+def report() -> Any:
+    from ..report_doc import render, render_html
+
+    month = (request.args.get("month") or "").strip() or _current_month()
+    fmt = (request.args.get("format") or "html").strip()
+    if fmt not in REPORT_FORMATS:
+        return _bad_request(f"格式应为 html 或 pdf：“{fmt[:20]}”")
+    try:
+        with engine().read() as session:
+            doc = monthly_report(session, month, current_user.region, visible_cases(current_user), now=now())
+    except QifuError as exc:
+        return _bad_request(exc.message)
+    if fmt == "pdf":
+        try:
+            data = render(doc, "pdf")
+        except QifuError as exc:  # Chromium missing or failing: the HTML still works
+            return render_template("error.html", status=503, title="暂时无法生成 PDF", message=exc.message), 503
+        return Response(data, mimetype="application/pdf",
+                        headers={"Content-Disposition": _attachment(f"简报-{doc.month}.pdf", "report.pdf")})
+    toolbar = Markup(
+        '<form method="get" action="{action}">月份 <input type="month" name="month" value="{month}"> '
+        '<button type="submit">查看</button> <a href="{pdf}">下载 PDF</a> · <a href="{back}">返回督办</a></form>'
+    ).format(action=url_for("supervision.report"), month=escape(doc.month),
+             pdf=url_for("supervision.report", month=doc.month, format="pdf"), back=url_for("supervision.ledger"))
+    return render_html(doc, toolbar=toolbar)

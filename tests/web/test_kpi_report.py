@@ -1,0 +1,167 @@
+"""考核指标, 超期预警 with one-click 催办, and the 简报 document (web/views/supervision.py; FH-10, PA-9).
+
+The world of tests/web/test_supervision.py (both seed diagrams, clock at 2026-10-12 10:00 Shanghai):
+Pan'an A (PA01) answered 10-09 and closed, B (PA01) past its 3 working days → 督办/挂账, C (PA02) at
+classification, D (PA01) received 10-12; Fenghua Q answered on the spot 09-30 and rated 满意, T transferred to
+区住建局 (FH-ZJJ), past its 2 working days → 催办, 挂账.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from io import BytesIO
+
+import pytest
+from flask.testing import FlaskClient
+from openpyxl import load_workbook
+from sqlalchemy import select
+
+from engine.process_engine import ProcessEngine
+from handlers.models import EnterpriseCase, Outbox, Supervision
+from tests.web.conftest import csrf_token, login
+from tests.web.test_supervision import page, world  # noqa: F401  (the fixture)
+
+
+def cells(html: str, table_id: str) -> dict[str, dict[str, str]]:
+    """data-unit → data-col → text of a KPI table."""
+    body = re.search(rf'<table class="list" id="{table_id}">(.*?)</table>', html, re.S)
+    assert body, table_id
+    out = {}
+    for unit, row in re.findall(r'<tr data-unit="([^"]+)"[^>]*>(.*?)</tr>', body.group(1), re.S):
+        out[unit] = dict(re.findall(r'<td data-col="(\w+)">([^<]*)</td>', row))
+    return out
+
+
+# --- 考核指标 -----------------------------------------------------------------------------------------------
+@pytest.mark.req("FH-10", "PA-9")
+def test_kpi_page_counts_a_month_and_a_range_by_hand(client: FlaskClient, world: dict[str, str]) -> None:  # noqa: F811
+    login(client, "pa_super")
+    html = page(client, "/supervision/kpi?period=2026-10")
+    total = cells(html, "kpi")["合计"]
+    # October in Pan'an: D received; A answered 10-09 within its 3 working days (10-08, 10-09 = 2 working days);
+    # B open at the month's end with its 督办 (10-11)
+    assert (total["received"], total["answered"], total["on_time_rate"]) == ("1", "1", "100.0%")
+    assert (total["overdue_open"], total["average_working_days"]) == ("1", "2.0")
+    assert total["completion_rate"] == "0.0%"  # D is not answered yet
+    sep = cells(page(client, "/supervision/kpi?period=2026-09"), "kpi")["合计"]
+    assert (sep["received"], sep["answered"], sep["completion_rate"]) == ("3", "0", "0.0%")
+    both = cells(page(client, "/supervision/kpi?from=2026-09-01&to=2026-10-31"), "kpi")["合计"]
+    assert (both["received"], both["answered"], both["completion_rate"]) == ("4", "1", "25.0%")
+    quarter = cells(page(client, "/supervision/kpi?period=2026-Q4"), "kpi")["合计"]
+    assert quarter == total  # nothing happened in Pan'an after October yet
+    for word in ("指标口径", "按时办结率", "平均办理时长", "工作日", "回访规则", "暂无数据（待退回/延期功能上线）",
+                 "疑难问题与投诉（100%）"):
+        assert word in html, word
+    assert "区住建局" not in html  # another region's unit never shows
+
+
+@pytest.mark.req("FH-10")
+def test_kpi_page_fenghua_and_bad_periods(client: FlaskClient, world: dict[str, str]) -> None:  # noqa: F811
+    login(client, "fh_super")
+    rows = cells(page(client, "/supervision/kpi?period=2026-09-01~2026-10-31"), "kpi")
+    total = rows["合计"]
+    # Q answered on the spot and rated 满意; T still open at the end, 催办 against 区住建局
+    assert (total["received"], total["answered"], total["overdue_open"]) == ("2", "1", "1")
+    assert (total["satisfaction_rate"], total["revisit_rate"], total["reminders"]) == ("100.0%", "100.0%", "1")
+    assert rows["FH-ZJJ"]["received"] == "1" and rows["FH-ZJJ"]["overdue_open"] == "1"
+    assert rows["FH-ZJJ"]["reminders"] == "1"
+    for bad in ("period=2026-13", "period=abc", "from=2026-10-01", "from=2026-10-09&to=2026-10-01",
+                "from=2026-02-30&to=2026-03-01"):
+        response = client.get(f"/supervision/kpi?{bad}")
+        assert response.status_code == 400, bad
+        assert "统计期" in response.get_data(as_text=True) or "日期" in response.get_data(as_text=True) \
+            or "月份" in response.get_data(as_text=True)
+        assert client.get(f"/supervision/kpi.xlsx?{bad}").status_code == 400
+    response = client.get("/supervision/kpi.xlsx?period=2026-Q4")
+    assert response.status_code == 200
+    ws = load_workbook(BytesIO(response.data)).active
+    assert ws["A1"].value == "奉化区服务企业考核指标（2026年第4季度）"
+    assert ws.freeze_panes == "A6" and ws.auto_filter.ref.startswith("A5:")
+    assert "统计期：2026年第4季度" in ws["A2"].value and "督办（奉化）" in ws["A3"].value
+    assert [c.value for c in ws[5]][:4] == ["单位编码", "单位", "受理量", "办结量"]
+
+
+# --- 超期预警 and 催办 -----------------------------------------------------------------------------------------
+@pytest.mark.req("FH-10", "PA-9")
+def test_supervisor_sends_a_reminder_from_the_overdue_board(client: FlaskClient, other_client: FlaskClient,
+                                                            web_engine: ProcessEngine,
+                                                            world: dict[str, str]) -> None:  # noqa: F811
+    login(client, "fh_super")
+    html = page(client, "/supervision/overdue")
+    t = world["T"]
+    row = re.search(rf'<tr data-case="{t}" data-overdue="(\w+)" data-days="(-?\d*)"[^>]*>(.*?)</tr>', html, re.S)
+    assert row, html
+    # due 10-09 23:59; 10-10 (make-up Saturday) and 10-12 are working days: 2 working days overdue on 10-12
+    assert (row.group(1), row.group(2)) == ("yes", "2") and "区住建局" in row.group(3)
+    assert "超期 2 个工作日" in row.group(3)
+    assert world["Q"] not in html and world["B"] not in html  # closed / another region
+    assert re.search(r'<tr data-unit="FH-ZJJ"><td>[^<]*</td><td>1</td><td>0</td>', html)
+    token = csrf_token(client, "/supervision/overdue")
+    assert client.post(f"/supervision/cases/{t}/remind", data={}).status_code == 400  # no CSRF token
+    response = client.post(f"/supervision/cases/{t}/remind", data={"csrf_token": token, "message": "请今日内答复"})
+    assert response.status_code == 302
+    assert "已向区住建局发出催办通知" in client.get(response.headers["Location"]).get_data(as_text=True)
+    with web_engine.read() as s:
+        case_id = s.scalar(select(EnterpriseCase.id).where(EnterpriseCase.business_key == t))
+        notice = s.scalars(select(Outbox).where(Outbox.business_key == t, Outbox.recipient == "FH-ZJJ")
+                           .order_by(Outbox.id.desc())).first()
+        reminders = list(s.scalars(select(Supervision).where(Supervision.case_id == case_id,
+                                                             Supervision.reason.like("一键催办%"))))
+    assert notice is not None and "督办人：督办（奉化）" in notice.body and "请今日内答复" in notice.body
+    assert [(r.kind, r.unit_code) for r in reminders] == [("催办", "FH-ZJJ")]
+    assert "督办（奉化）" in reminders[0].reason
+    events = [ev for ev in web_engine.history.events(web_engine.runtime.instance(t).id)
+              if ev.action == "reminder_sent"]
+    assert [(ev.actor, ev.details["units"], ev.details["sender"]) for ev in events] == [
+        ("fh_super", ["FH-ZJJ"], "督办（奉化）")]
+    case_page = page(client, f"/cases/{t}")
+    assert "一键催办" in case_page and "督办（奉化）" in case_page
+    # the KPIs count it: now two 催办 against 区住建局 in October
+    rows = cells(page(client, "/supervision/kpi?period=2026-10"), "kpi")
+    assert rows["FH-ZJJ"]["reminders"] == "2"
+    # another region's supervisor cannot see, let alone remind, the case; a closed case is refused
+    login(other_client, "pa_super")
+    other_token = csrf_token(other_client, "/supervision/overdue")
+    assert other_client.post(f"/supervision/cases/{t}/remind", data={"csrf_token": other_token}).status_code == 404
+    closed = client.post(f"/supervision/cases/{world['Q']}/remind", data={"csrf_token": token})
+    assert closed.status_code == 409 and "已办结" in closed.get_data(as_text=True)
+
+
+# --- the 简报 document ----------------------------------------------------------------------------------------
+SECTIONS = ("一、基本情况", "二、办理情况", "三、回访与满意度", "四、超期与挂账", "五、督办与问责", "六、热点问题")
+
+
+@pytest.mark.req("FH-10")
+def test_briefing_document_page_and_bad_input(client: FlaskClient, world: dict[str, str]) -> None:  # noqa: F811
+    login(client, "fh_super")
+    html = page(client, "/supervision/report?month=2026-09")
+    assert "奉化区服务企业情况简报（2026年9月）" in html
+    for heading in SECTIONS:
+        assert f"<h2>{heading}</h2>" in html, heading
+    assert html.count("<svg") >= 5 and "按问题分类" in html and "土地" in html
+    assert re.search(r'data-figure="volume">2<', html)  # Q and T
+    assert world["T"] in html and "区住建局" in html  # still 挂账, with its unit
+    assert world["A"] not in html  # Pan'an
+    assert "<script" not in html
+    for bad, word in (("month=2026-13", "YYYY-MM"), ("month=2026-Q4", "YYYY-MM"), ("month=2026-09&format=doc", "html 或 pdf")):
+        response = client.get(f"/supervision/report?{bad}")
+        assert response.status_code == 400 and word in response.get_data(as_text=True), bad
+
+
+@pytest.mark.req("FH-10")
+def test_briefing_document_as_pdf(client: FlaskClient, world: dict[str, str]) -> None:  # noqa: F811
+    pypdf = pytest.importorskip("pypdf")
+    from web.pdf import find_chromium
+
+    if find_chromium() is None:
+        pytest.skip("chromium is not installed")
+    login(client, "pa_super")
+    response = client.get("/supervision/report?month=2026-10&format=pdf")
+    assert response.status_code == 200 and response.mimetype == "application/pdf"
+    text = "".join(p.extract_text() for p in pypdf.PdfReader(BytesIO(response.data)).pages)
+    # Noto CJK's ToUnicode maps some ideographs to Kangxi radicals (⽉ for 月): NFKC folds them back
+    squeezed = re.sub(r"\s+", "", unicodedata.normalize("NFKC", text))
+    for text_ in ("磐安县服务企业情况简报（2026年10月）", *SECTIONS, "按时办结率100.0%", "本月共受理企业诉求1件",
+                  "上月3件", "期末超期未办结1件", "受理量对比", "满意度构成"):
+        assert unicodedata.normalize("NFKC", text_) in squeezed, text_
