@@ -7,10 +7,13 @@ README's coverage table lists every BPMN element; each one marked supported has 
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from engine.services import ServiceRegistry
-from tests.conformance.harness import Outcome, conform
+from tests.conformance.harness import DIAGRAMS, Outcome, conform
 
 
 def test_sequence_of_tasks(db_url: str) -> None:
@@ -122,3 +125,18 @@ def test_multi_instance(db_url: str) -> None:
     script = [("complete", "Review", {"score": n}) for n in range(3)]
     out = conform(db_url, "c_multi_instance", "c_multi_instance", script + [("complete_all", "Each", {})])
     assert out.finished and out.completed.count("Review") == 4  # three instances and the task itself
+
+
+def test_every_element_readme_lists_as_supported_has_a_diagram_in_the_suite() -> None:
+    """README's coverage table: a row marked supported names a diagram here, and a test of this module runs it."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    rows = [line for line in readme.split("### BPMN coverage", 1)[1].splitlines() if line.startswith("| ")][2:]
+    suite = Path(__file__).read_text(encoding="utf-8")
+    supported = [row for row in rows if row.split("|")[2].strip().startswith("supported")]
+    assert len(supported) >= 15, rows
+    for row in supported:
+        names = re.findall(r"`(c_[a-z_]+)`", row.split("|")[3])
+        assert names, f"a supported element without a conformance diagram: {row}"
+        for name in names:
+            assert (DIAGRAMS / f"{name}.bpmn").is_file(), name
+            assert f'"{name}"' in suite, f"{name} is not run by the suite"
