@@ -231,6 +231,14 @@ def pa_closed(d: Driver, c: Case) -> Script:
         d.do(c, "Task_AnswerOnSpot", {"feedback": "已当场答复企业，办理材料清单已告知。"}, "pa_accept")
         yield from pa_revisit(d, c)
         return
+    if kind == "complaint":  # complaints go straight to the 诉求服务板块 (seed: 投诉、信访 are its to handle)
+        yield r.uniform(2, 30)
+        d.do(c, "Task_Appeal", {"scope": "area", "outcome": "resolved", "answer": "投诉已核实处理"}, "pa_appeal")
+        yield r.uniform(0.5, 4)
+        d.finish_side_tasks(c)
+        d.do(c, "Task_Feedback", {"feedback": "您反映的问题已办结。"}, "pa_accept")
+        yield from pa_revisit(d, c)
+        return
     yield r.uniform(0.5, 4)
     pa_assess(d, c)
     late = r.random() < 0.12  # past the 3 working days: 督办, 挂账, the office follows up
@@ -263,9 +271,10 @@ def pa_closed(d: Driver, c: Case) -> Script:
 def pa_overdue(d: Driver, c: Case) -> Script:
     r = c.rng
     yield r.uniform(0.2, 2)
-    pa_classify(d, c, weighted(r, {"complex": 60, "difficult": 25, "complaint": 15}))
-    stage = weighted(r, {"assess": 40, "handle": 25, "appeal": 20, "county": 15})
-    if stage != "assess":
+    kind = weighted(r, {"complex": 60, "difficult": 25, "complaint": 15})
+    pa_classify(d, c, kind)
+    stage = "appeal" if kind == "complaint" else weighted(r, {"assess": 40, "handle": 25, "appeal": 20, "county": 15})
+    if stage != "assess" and kind != "complaint":  # a complaint is with the 诉求服务板块 from the start
         yield r.uniform(0.5, 4)
         pa_assess(d, c)
         if stage != "handle":

@@ -58,11 +58,17 @@ def _attribute(task: Any, name: str, evaluate: Callable[[Any, str], Any]) -> Any
 
 
 def attached_timer_due(task: Any) -> tuple[datetime | None, bool]:
-    """Earliest due instant among waiting date/duration timers attached (as boundary events) to ``task``."""
+    """Earliest due instant among waiting date/duration timers attached (as boundary events) to ``task`` or to
+    a subprocess it lies in (a limit drawn around several tasks is each one's deadline)."""
     parent = task.parent
     best, provisional = None, False
+    sub = task.workflow
+    if getattr(sub, "parent_task_id", None) is not None:  # inside an embedded subprocess
+        owner = sub.top_workflow.get_task_from_id(sub.parent_task_id)
+        if owner is not None:
+            best, provisional = attached_timer_due(owner)
     if parent is None:
-        return None, False
+        return best, provisional
     for sibling in parent.children:
         definition = timer_definition(sibling.task_spec)
         if sibling is task or definition is None or definition.kind == "cycle":

@@ -10,7 +10,7 @@ it once where it builds its engine (:func:`web.engine.build_engine`), so nothing
 | ``transfer`` | :mod:`handlers.transfer` | 流转交办 to one handling unit |
 | ``joint_review`` | :mod:`handlers.joint_review` | 会商: co-handling units and the joint meeting |
 | ``escalate`` | :mod:`handlers.escalate` | 上报 to the county window or the leading group |
-| ``revisit_sample`` | :mod:`handlers.revisit` | 回访抽样, reproducible and auditable |
+| ``revisit_sample`` | :mod:`handlers.revisit` | 回访抽样, keyed: unpredictable beforehand, reproducible afterwards |
 | ``notify`` | :mod:`handlers.notify` | 通知 through the outbox |
 | ``supervise`` | :mod:`handlers.supervise` | 催办 / 督办 |
 """
@@ -26,17 +26,21 @@ TOPICS: dict[str, tuple[object, str]] = {
     "transfer": (transfer.handle, "流转交办：交承办单位办理"),
     "joint_review": (joint_review.handle, "会商：专班牵头、共同承办单位会商共审"),
     "escalate": (escalate.handle, "上报：报县难事办理窗口或区领导小组"),
-    "revisit_sample": (revisit.handle, "回访抽样：按比例抽取回访案件（可复现、可审计）"),
+    "revisit_sample": (revisit.handle, "回访抽样：按比例抽取回访案件（事前不可预知、事后可复核）"),
     "notify": (notify.handle, "通知：写入待发消息"),
     "supervise": (supervise.handle, "督办/催办：记录并标记超期"),
 }
 
 
-def register(registry: ServiceRegistry, *, choice_label: notify.ChoiceLabel | None = None) -> None:
+def register(registry: ServiceRegistry, *, choice_label: notify.ChoiceLabel | None = None,
+             revisit_key_file: str | None = None) -> None:
     """Register every domain handler on ``registry`` under its topic name; ``choice_label`` lets notices name
-    a form choice by its label in the diagram (the application passes its lookup, web.labels)."""
+    a form choice by its label in the diagram (the application passes its lookup, web.labels);
+    ``revisit_key_file`` is the revisit sampling key (default :func:`handlers.revisit.key_file`)."""
     for topic, (handler, description) in TOPICS.items():
         if topic == "notify" and choice_label is not None:
             handler = notify.make_handler(choice_label)
+        if topic == "revisit_sample" and revisit_key_file:
+            handler = revisit.make_handler(revisit_key_file)
         registry.register(topic, handler, description)  # type: ignore[arg-type]
     registry.register_job_queue(notify.JOB_TYPE, notify.requeue, "通知待发消息（qifu outbox send）")

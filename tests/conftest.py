@@ -30,6 +30,7 @@ BACKENDS = ["sqlite", "postgresql"]
 os.environ.setdefault("QIFU_VERIFY_STEPS", "1")
 # The key file of the keyed history chain (engine/history.py): one per test run, never the repository's var/.
 os.environ.setdefault("QIFU_HISTORY_KEY_FILE", str(Path(tempfile.mkdtemp(prefix="qifu-keys-")) / "history_keys"))
+os.environ.setdefault("QIFU_REVISIT_KEY_FILE", str(Path(tempfile.mkdtemp(prefix="qifu-keys-")) / "revisit_key"))
 
 
 def pytest_configure(config: pytest.Config) -> None:

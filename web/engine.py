@@ -24,7 +24,8 @@ def build_engine(settings: Settings | None = None, *, clock: Clock | None = None
     settings = settings or Settings.from_env()
     registry = ServiceRegistry()
     built: list[ProcessEngine] = []  # the lookup needs the engine, which needs the registry first
-    handlers.register(registry, choice_label=lambda key, name, value: notice_choice_label(built[0], key, name, value))
+    handlers.register(registry, choice_label=lambda key, name, value: notice_choice_label(built[0], key, name, value),
+                      revisit_key_file=settings.revisit_key_file or str(Path(settings.var_dir) / "revisit_key"))
     engine_settings = settings.engine
     if not engine_settings.history_key_file:  # the history keys live with the app's other files
         engine_settings = dataclasses.replace(engine_settings,

@@ -27,6 +27,10 @@ class Settings:
     secret_key: str | None = setting("QIFU_SECRET_KEY", "",
                                      "the key for sessions and CSRF tokens; unset: generated once into "
                                      "`var/secret_key`")
+    revisit_key_file: str | None = setting(
+        "QIFU_REVISIT_KEY_FILE", "",
+        "the secret key of the revisit sampling draw (PA-8; kept outside the database, created with one key if "
+        "missing); unset: `revisit_key` in `QIFU_VAR_DIR`")
     base_url: str = setting("QIFU_BASE_URL", DEFAULT_BASE_URL,
                             "the address people reach the app at; every absolute link (tracking link, the "
                             "intake API's links, OpenAPI `servers`) is built on it, never on the `Host` header",

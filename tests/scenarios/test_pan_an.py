@@ -26,7 +26,7 @@ from engine.models import Deployment, Event, Instance, Timer
 from engine.process_engine import ProcessEngine
 from handlers.intake import submit_case
 from handlers.models import CaseUnit, EnterpriseCase, JointReview, Outbox, Rating, RevisitDraw, Supervision
-from handlers.revisit import draw_for
+from handlers.revisit import draw_for, keys_at
 from tests.scenarios.conftest import deploy_process
 from tests.scenarios.steps import complete, end_of_day, open_tasks, the_task
 
@@ -42,7 +42,8 @@ NS = {"bpmn": BPMN, "bpmndi": "http://www.omg.org/spec/BPMN/20100524/DI",
       "dc": "http://www.omg.org/spec/DD/20100524/DC", "di": "http://www.omg.org/spec/DD/20100524/DI",
       "camunda": "http://camunda.org/schema/1.0/bpmn"}
 FLOW_NODE_TAGS = {"startEvent", "endEvent", "boundaryEvent", "userTask", "serviceTask", "exclusiveGateway",
-                  "parallelGateway", "inclusiveGateway", "intermediateCatchEvent", "intermediateThrowEvent"}
+                  "parallelGateway", "inclusiveGateway", "intermediateCatchEvent", "intermediateThrowEvent",
+                  "subProcess"}
 
 
 # --- helpers ---------------------------------------------------------------------------------------------
@@ -146,11 +147,13 @@ def test_deployed_diagram_has_lanes_forms_and_di_for_every_flow_node(pa: Process
     process = root.find("bpmn:process", NS)
     assert process.get("isExecutable") == "true"
     nodes = {el.get("id"): el for el in process if etree.QName(el).localname in FLOW_NODE_TAGS}
-    flows = process.findall("bpmn:sequenceFlow", NS)
+    inner = {el.get("id"): (el, sub.get("id")) for sub in process.iterfind("bpmn:subProcess", NS)
+             for el in sub.iter() if etree.QName(el).localname in FLOW_NODE_TAGS and el is not sub}
+    flows = process.findall(".//bpmn:sequenceFlow", NS)
     shapes = {sh.get("bpmnElement"): sh for sh in root.iterfind(".//bpmndi:BPMNShape", NS)}
     edges = {ed.get("bpmnElement"): ed for ed in root.iterfind(".//bpmndi:BPMNEdge", NS)}
     assert len(nodes) > 40 and len(flows) > 40
-    assert not [n for n in nodes if n not in shapes], "flow nodes without a BPMNShape"
+    assert not [n for n in [*nodes, *inner] if n not in shapes], "flow nodes without a BPMNShape"
     for fid in (f.get("id") for f in flows):
         assert fid in edges and len(edges[fid].findall("di:waypoint", NS)) >= 2, fid
     lanes = process.findall("bpmn:laneSet/bpmn:lane", NS)
@@ -158,9 +161,10 @@ def test_deployed_diagram_has_lanes_forms_and_di_for_every_flow_node(pa: Process
     assert participant.get("processRef") == PROCESS and participant.get("id") in shapes
     assert all(lane.get("id") in shapes for lane in lanes)
     lane_of = {ref.text: lane.get("name") for lane in lanes for ref in lane.findall("bpmn:flowNodeRef", NS)}
-    assert set(lane_of) == set(nodes), "every flow node (boundary events too) lies in exactly one lane"
+    assert set(lane_of) == {*nodes, *inner}, "every flow node (boundary events too) lies in exactly one lane"
+    assert all(lane_of[nid] == lane_of[sub] for nid, (_, sub) in inner.items())  # a subprocess's content: its lane
     # PA-3: the panels are lanes and roles; each user task is offered to the role of the lane it is drawn in.
-    for el in nodes.values():
+    for el in [*nodes.values(), *(el for el, _ in inner.values())]:
         if etree.QName(el).localname == "userTask":
             group = el.get(f"{{{NS['camunda']}}}candidateGroups")
             assert group in ROLES and group in lane_of[el.get("id")], el.get("id")
@@ -169,11 +173,11 @@ def test_deployed_diagram_has_lanes_forms_and_di_for_every_flow_node(pa: Process
     first = next(f.get("targetRef") for f in flows if f.get("sourceRef") == start.get("id"))
     assert nodes[first].get(f"{{{NS['camunda']}}}topic") == "ledger"
     # BP-2: transfer, joint review and escalation handlers are referenced by topic
-    topics = {el.get(f"{{{NS['camunda']}}}topic") for el in nodes.values()}
+    topics = {el.get(f"{{{NS['camunda']}}}topic") for el in [*nodes.values(), *(el for el, _ in inner.values())]}
     assert {"ledger", "transfer", "joint_review", "escalate", "revisit_sample", "notify", "supervise"} <= topics
     # every deadline is a timer whose choice (interrupting or not) is documented on it
     timers_ = [el for el in nodes.values() if el.find("bpmn:timerEventDefinition", NS) is not None]
-    assert len(timers_) == 6
+    assert len(timers_) == 5  # 当日, the agency's 3 days (on its subprocess), 5, 30 and the county's 5
     for el in timers_:
         assert "中断" in el.findtext("bpmn:documentation", "", NS), el.get("id")
 
@@ -224,7 +228,7 @@ def test_complex_problem_is_solved_by_the_agency_panel_within_3_working_days(pa:
     assert utc(assess.due_at) == end_of_day("2026-10-10")
     waiting = [t for t in timers(pa, iid) if t.status == "waiting"]
     assert [(t.spec_id, t.interrupting, utc(t.due_at)) for t in waiting] == [
-        ("Boundary_AgencyAssess3Days", False, end_of_day("2026-10-10"))]
+        ("Boundary_Agency3Days", False, end_of_day("2026-10-10"))]
 
     pa.clock.set("2026-10-08T09:00:00")
     complete(pa, iid, "Task_AgencyAssess", {"joint_panels": "招商服务板块,规划建设服务板块,县企业综合服务中心项目服务板块"},
@@ -238,7 +242,7 @@ def test_complex_problem_is_solved_by_the_agency_panel_within_3_working_days(pa:
     pa.clock.set("2026-10-10T11:00:00")  # the make-up Saturday is a working day: still in time
     assert pa.management.run_due_timers() == 0
     complete(pa, iid, "Task_AgencyHandle", {"outcome": "resolved", "answer": "联动规划建设服务板块，已指导办理。"})
-    assert [t.status for t in timers(pa, iid)] == ["cancelled", "cancelled"]
+    assert [t.status for t in timers(pa, iid)] == ["cancelled"]  # one limit for the whole agency stage
     assert the_task(pa, iid, "Task_Feedback").candidate_groups == "综合受理板块"  # PA-2: unified feedback
     feedback_and_finish(pa, iid, "您的用地手续已指导办理完毕。")
     row = case_row(pa, iid)
@@ -261,7 +265,7 @@ def test_agency_deadline_passing_raises_supervision_without_taking_the_case_away
     pa.clock.set("2026-10-11T08:00:00")  # Sunday morning: the limit (end of the make-up Saturday) passed
     assert pa.management.run_due_timers() == 1
     fired = [t for t in timers(pa, iid) if t.status == "fired"]
-    assert [(t.spec_id, t.interrupting) for t in fired] == [("Boundary_AgencyHandle3Days", False)]
+    assert [(t.spec_id, t.interrupting) for t in fired] == [("Boundary_Agency3Days", False)]
 
     ((kind, reason),) = supervisions(pa, iid)
     assert kind == "督办" and "3个工作日" in reason
@@ -465,7 +469,7 @@ def test_overdue_timer_fires_exactly_once_after_downtime(pa: ProcessEngine) -> N
     assert pa.management.run_due_timers() == 0
     pa.clock.advance(days=1)
     assert pa.management.run_due_timers() == 0
-    (timer,) = [t for t in timers(pa, iid) if t.spec_id == "Boundary_AgencyHandle3Days"]
+    (timer,) = [t for t in timers(pa, iid) if t.spec_id == "Boundary_Agency3Days"]
     assert timer.status == "fired" and utc(timer.fired_at) == to_utc("2026-12-31T09:00:00")
     assert utc(timer.due_at) == end_of_day("2026-10-10")
     assert len(supervisions(pa, iid)) == 1 and len({r.at for r in rows(pa, Supervision, iid)}) == 1
@@ -483,7 +487,7 @@ def test_general_problems_are_revisited_by_a_reproducible_20_percent_draw(pa: Pr
         classify(pa, iid, "simple")
         complete(pa, iid, "Task_AnswerOnSpot", {"feedback": "已答复"})
         (draw,) = rows(pa, RevisitDraw, iid)
-        expected_seed, expected_draw = draw_for(result.business_key, "general")
+        expected_seed, expected_draw = draw_for(result.business_key, "general", keys_at())
         assert (draw.kind, draw.rate, draw.seed, draw.draw) == ("general", 0.2, expected_seed, expected_draw)
         assert draw.selected == (expected_draw < 2000)
         revisit = [t for t in open_tasks(pa, iid) if t.spec_id == "Task_Revisit"]
@@ -505,7 +509,7 @@ def test_complaint_is_always_revisited_and_a_dissatisfied_enterprise_keeps_the_c
         pa: ProcessEngine) -> None:
     iid = submit(pa, channel="walk_in")
     classify(pa, iid, "complaint")
-    through_agency(pa, iid, "resolved")
+    complete(pa, iid, "Task_Appeal", {"scope": "area", "outcome": "resolved", "answer": "投诉已核实处理"})
     complete(pa, iid, "Task_Feedback", {"feedback": "投诉已处理"})
     (draw,) = rows(pa, RevisitDraw, iid)
     assert (draw.kind, draw.selected) == ("complaint", True) and "100%" in draw.reason
@@ -529,3 +533,97 @@ def test_forms_refuse_bad_input_and_change_nothing(pa: ProcessEngine) -> None:
         pa.runtime.complete_task(task.task_guid, {"scope": "area"})  # classification is required
     assert the_task(pa, iid, "Task_Classify").task_guid == task.task_guid
     assert [a for a, _, _ in history(pa, iid)] == ["started"]
+
+
+# --- defects seen on main (#14 item 11) -------------------------------------------------------------------------
+@pytest.mark.req("PA-6", "PA-9", "BP-3")
+def test_one_lapse_of_the_agency_limit_during_assessment_gives_one_supervision(pa: ProcessEngine) -> None:
+    """The 3 working days cover the agency's whole handling (研判, 会商, 办理): a lapse while the panel still
+    assesses is supervised once, and the handling that follows does not fire an already past-due timer again."""
+    iid = submit(pa)
+    classify(pa, iid, "complex")
+    pa.clock.set("2026-10-11T08:00:00")  # the limit (end of the make-up Saturday 10-10) passed during 研判
+    assert pa.management.run_due_timers() == 1
+    assert len(supervisions(pa, iid)) == 1
+    complete(pa, iid, "Task_AgencyAssess", {"joint_panels": "经济发展服务板块"}, actor="代办员")
+    assert the_task(pa, iid, "Task_AgencyHandle")
+    assert pa.management.run_due_timers() == 0  # nothing else is due: the same lapse is not supervised again
+    assert len(rows(pa, Supervision, iid)) == 1
+    assert [t.spec_id for t in open_tasks(pa, iid)].count("Task_OfficeSupervise") == 1
+    assert sum(1 for a, _, _ in history(pa, iid) if a == "timer_fired") == 1
+    assert [t.status for t in timers(pa, iid)] == ["fired"]
+    complete(pa, iid, "Task_AgencyHandle", {"outcome": "resolved", "answer": "已解决"})
+    assert len(rows(pa, Supervision, iid)) == 1
+
+
+@pytest.mark.req("PA-8", "PA-5")
+def test_a_case_that_ended_at_the_county_window_is_revisited_at_100_percent(pa: ProcessEngine) -> None:
+    """Classified 复杂 at intake (a general problem, 20 %), it turned out a point problem that only the county's
+    兜底服务板块 could solve: the kind is decided when the case closes, from how it was handled."""
+    seen_general = False
+    for _ in range(6):  # several cases, so that a 20 % draw would miss at least one of them
+        iid = submit(pa)
+        classify(pa, iid, "complex", "point")
+        through_agency(pa, iid, "unresolved")
+        complete(pa, iid, "Task_Appeal", {"scope": "point", "outcome": "report", "answer": "镇里无法处置"})
+        complete(pa, iid, "Task_CountyHandle", {"answer": "县中心协调解决"}, actor="难事办理窗口")
+        complete(pa, iid, "Task_Feedback", {"feedback": "已由县企业综合服务中心协调解决。"})
+        (draw,) = rows(pa, RevisitDraw, iid)
+        assert (draw.kind, draw.rate, draw.selected) == ("difficult", 1.0, True), draw.reason
+        assert "难事办理窗口" in draw.reason
+        assert the_task(pa, iid, "Task_Revisit")
+        seen_general = seen_general or case_row(pa, iid).classification == "complex"
+    assert seen_general
+    # a case the agency solved keeps the general rule
+    iid = submit(pa)
+    classify(pa, iid, "complex")
+    through_agency(pa, iid, "resolved")
+    complete(pa, iid, "Task_Feedback", {"feedback": "已解决"})
+    (draw,) = rows(pa, RevisitDraw, iid)
+    assert (draw.kind, draw.rate) == ("general", 0.2)
+
+
+@pytest.mark.req("PA-8", "AU-1")
+def test_the_revisit_draw_is_keyed_by_a_secret_and_reproducible_afterwards(pa: ProcessEngine) -> None:
+    """Nobody can tell at intake whether a case will be revisited (the draw is an HMAC under a key kept outside
+    the database), and an auditor holding the key recomputes every recorded draw."""
+    import hashlib
+
+    from handlers import revisit
+
+    result = submit_case(pa, PROCESS, FIELDS)
+    iid = result.instance_id
+    classify(pa, iid, "simple")
+    complete(pa, iid, "Task_AnswerOnSpot", {"feedback": "已答复"})
+    (draw,) = rows(pa, RevisitDraw, iid)
+    public_seed = f"{result.business_key}|general|{revisit.POLICY_VERSION}"
+    keys = revisit.RevisitKeys.load(revisit.key_file())
+    assert draw.seed.startswith(public_seed) and draw.seed != public_seed  # names the key it was drawn with
+    assert revisit.recompute(draw.seed, keys) == draw.draw  # reproducible afterwards, with the key
+    assert draw.selected == (draw.draw < draw.threshold)
+    # the same case under other keys draws differently: what is known at intake does not decide it
+    others = {revisit.draw_for(result.business_key, "general", revisit.RevisitKeys.generate())[1] for _ in range(20)}
+    assert len(others) > 10
+    sha_only = int(hashlib.sha256(public_seed.encode()).hexdigest(), 16) % 10000
+    assert others != {sha_only}
+    # the draw is in the case history
+    notes = [n for _, _, p in history(pa, iid) for n in p.get("notes", []) if n.get("topic") == "revisit_sample"]
+    assert [(n["seed"], n["draw"], n["selected"]) for n in notes] == [(draw.seed, draw.draw, draw.selected)]
+
+
+@pytest.mark.req("PA-5", "PA-3")
+def test_complaints_go_straight_to_the_appeal_panel(pa: ProcessEngine) -> None:
+    """Seed: the 诉求服务板块 handles "企业办件过程中引起的投诉、信访等问题"; a complaint is not the 代办's to assess."""
+    iid = submit(pa, channel="walk_in")
+    classify(pa, iid, "complaint")
+    assert [t.spec_id for t in open_tasks(pa, iid)] == ["Task_Appeal"]
+    appeal = the_task(pa, iid, "Task_Appeal")
+    assert appeal.candidate_groups == "诉求服务板块"
+    assert utc(appeal.due_at) == end_of_day("2026-10-13")  # the 5 working days from receipt
+    elements = completed_elements(pa, iid)
+    assert "Task_AgencyAssess" not in elements and "Task_TransferAgency" not in elements
+    assert [(u.unit_code, u.role) for u in rows(pa, CaseUnit, iid)] == [("PA01", "handling")]
+    complete(pa, iid, "Task_Appeal", {"scope": "area", "outcome": "resolved", "answer": "投诉已核实处理"})
+    complete(pa, iid, "Task_Feedback", {"feedback": "投诉已处理"})
+    (draw,) = rows(pa, RevisitDraw, iid)
+    assert (draw.kind, draw.selected) == ("complaint", True)
