@@ -7,7 +7,8 @@ as the text it is. Characters a workbook cannot hold (C0 controls such as NUL or
 by U+FFFD instead of failing the whole export, and over-long text is cut at Excel's cell limit.
 
 Readable: a title, the filter used, the export time and who exported it, and the time-zone note above a bold
-header row that stays frozen and carries an autofilter; columns sized for Chinese text; instants written as
+header row that stays frozen and carries an autofilter; columns as wide as their header and the first
+200 rows' text (a Chinese character counts double, at most 60); instants written as
 Asia/Shanghai wall time in date cells.
 
 Rows are streamed (openpyxl's write-only mode), so an export of a whole year never holds all rows at once.
@@ -19,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from io import BytesIO
+from itertools import chain, islice
 from typing import Any
 
 from openpyxl import Workbook
@@ -33,6 +35,8 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 MAX_CELL_TEXT = 32767
 TIME_ZONE_NOTE = "时间均为北京时间（Asia/Shanghai，UTC+8）"
 XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+MAX_WIDTH = 60.0
+WIDTH_SAMPLE = 200  # rows read ahead to fit the column widths (the rest stream as before)
 _FORMATS = {"datetime": "yyyy-mm-dd hh:mm", "date": "yyyy-mm-dd", "percent": "0.0%", "number": "General"}
 
 
@@ -105,11 +109,37 @@ def _cell(ws: Any, value: Any, kind: str) -> Any:
     return cell
 
 
+def _shown_width(value: Any) -> float:
+    """How wide a cell's text shows (dates and numbers by their formats, text by its characters)."""
+    if value is None:
+        return 0.0
+    if isinstance(value, datetime):
+        return 16.0
+    if isinstance(value, date):
+        return 10.0
+    if isinstance(value, bool):
+        return 2.0
+    if isinstance(value, float):
+        return len(f"{value:.2f}")
+    return max((text_width(line) for line in str(value).splitlines()), default=0.0)
+
+
+def fitted_widths(columns: Sequence[Column], sample: Sequence[Sequence[Any]]) -> list[float]:
+    """Each column as wide as its header and the widest value of ``sample`` (the first rows), CJK counted
+    double, within [the column's own width, :data:`MAX_WIDTH`]."""
+    widths = []
+    for i, column in enumerate(columns):
+        widest = max((_shown_width(row[i]) for row in sample if i < len(row)), default=0.0)
+        widths.append(min(MAX_WIDTH, max(column.fitted_width(), widest + 2)))
+    return widths
+
+
 def _write_sheet(wb: Workbook, sheet: Sheet) -> None:
     ws = wb.create_sheet(safe_text(sheet.name)[:31].lstrip("'") or "Sheet")
-    widths = [c.fitted_width() for c in sheet.columns]
-    for i, width in enumerate(widths, start=1):
-        ws.column_dimensions[get_column_letter(i)].width = min(width, 60)
+    rows = iter(sheet.rows)
+    sample = list(islice(rows, WIDTH_SAMPLE))  # the widths go before the first row: fit them to the first rows
+    for i, width in enumerate(fitted_widths(sheet.columns, sample), start=1):
+        ws.column_dimensions[get_column_letter(i)].width = width
     header_row = len(sheet.notes) + 2
     ws.freeze_panes = f"A{header_row + 1}"
     title = WriteOnlyCell(ws, safe_text(sheet.title))
@@ -125,7 +155,7 @@ def _write_sheet(wb: Workbook, sheet: Sheet) -> None:
         header.append(cell)
     ws.append(header)
     last = header_row
-    for row in sheet.rows:
+    for row in chain(sample, rows):
         ws.append([_cell(ws, value, column.kind) for value, column in zip(row, sheet.columns, strict=True)])
         last += 1
     ws.auto_filter.ref = f"A{header_row}:{get_column_letter(len(sheet.columns))}{last}"

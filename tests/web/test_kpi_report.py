@@ -165,3 +165,33 @@ def test_briefing_document_as_pdf(client: FlaskClient, world: dict[str, str]) ->
     for text_ in ("磐安县服务企业情况简报（2026年10月）", *SECTIONS, "按时办结率100.0%", "本月共受理企业诉求1件",
                   "上月3件", "期末超期未办结1件", "受理量对比", "满意度构成"):
         assert unicodedata.normalize("NFKC", text_) in squeezed, text_
+
+
+# --- exports fit for Excel users ------------------------------------------------------------------------------
+@pytest.mark.req("FH-10")
+def test_ledger_export_fits_chinese_text_and_names_the_handling_unit(client: FlaskClient,
+                                                                     world: dict[str, str]) -> None:  # noqa: F811
+    from datetime import datetime
+
+    from openpyxl.utils import get_column_letter
+
+    from tests.xlsx import header_row, table
+    from web.spreadsheet import text_width
+
+    login(client, "fh_super")
+    assert "<th>承办单位</th>" in page(client, "/supervision/ledger") and "区住建局" in page(client, "/supervision/ledger")
+    assert "<th>承办单位</th>" in page(client, "/supervision/tracking")
+    response = client.get("/supervision/ledger.xlsx?status=carried")
+    ws = load_workbook(BytesIO(response.data)).active
+    header, rows = table(ws)
+    body = {r[0]: dict(zip(header, r, strict=True)) for r in rows}
+    t = body[world["T"]]
+    assert t["承办单位"] == "区住建局" and isinstance(t["受理时间"], datetime)
+    assert t["受理时间"].strftime("%Y-%m-%d %H:%M") == "2026-09-30 10:00"  # Beijing wall time, as the note says
+    notes = [ws.cell(row=r, column=1).value for r in range(2, header_row(ws))]
+    assert "台账状态：挂账" in notes[0] and "督办（奉化）" in notes[1] and "Asia/Shanghai" in notes[2]
+    assert ws.freeze_panes == f"A{header_row(ws) + 1}" and ws.auto_filter.ref.startswith(f"A{header_row(ws)}:")
+    for name in ("受理单位", "企业名称", "承办单位"):
+        column = get_column_letter(header.index(name) + 1)
+        widest = max(text_width(str(r[header.index(name)] or "")) for r in rows)
+        assert ws.column_dimensions[column].width >= min(widest, 60), name

@@ -160,7 +160,9 @@ def tracking() -> str:
         units = tracking_by_unit(qifu, session, region=current_user.region, now=at, where=scope)
         page = open_cases_page(qifu, session, region=current_user.region, now=at, where=scope,
                                page=page_number())
+        unit_names = CodeNames.load(session).units
     return render_template("supervision/tracking.html", units=units, open_rows=page.rows, page=page, now=at,
+                           unit_names=unit_names,
                            total_open=sum(u.open for u in units), total_overdue=sum(u.overdue for u in units))
 
 
