@@ -21,11 +21,24 @@ def _text_width(text: str, size: float) -> float:
     return sum(size if ord(ch) > 0x2E80 else size * 0.6 for ch in text)
 
 
+LABEL_MAX = 260.0
+
+
+def _fit(text: str, size: float, width: float) -> str:
+    """``text`` cut with an ellipsis to fit ``width`` pixels (a long unit name must not run off the chart)."""
+    if _text_width(text, size) <= width:
+        return text
+    while text and _text_width(text + "…", size) > width:
+        text = text[:-1]
+    return text + "…"
+
+
 def hbar(title: str, items: Sequence[tuple[str, float]], *, unit: str = "件", percent: bool = False,
          width: int = 640, highlight: str | None = None, chart_id: str = "") -> Markup:
     """A horizontal bar chart: one labelled bar per item, its value written at the bar's end."""
     size, row = 13.0, 24
-    label_w = min(220.0, max([_text_width(label, size) for label, _ in items] + [60.0]) + 12)
+    label_w = min(LABEL_MAX, max([_text_width(label, size) for label, _ in items] + [60.0]) + 12)
+    items = [(_fit(label, size, label_w - 12), value) for label, value in items]
     value_w = 70.0
     plot_w = width - label_w - value_w - 10
     top = 30

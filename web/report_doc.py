@@ -54,9 +54,10 @@ def report_charts(r: MonthlyReport) -> dict[str, Markup]:
 
 def render_html(r: MonthlyReport, *, toolbar: Markup | str = "") -> str:
     ranks = {u.unit: i for i, u in enumerate(r.ranking, start=1)}
+    unranked = [u for u in r.kpi.rows if u.unit not in ranks]
     return _env.get_template("report/monthly.html").render(
         r=r, sections=SECTIONS, columns=COLUMNS, shown=shown, pct=_pct, local=_local, charts=report_charts(r),
-        ranks=ranks, definitions=DEFINITIONS, no_data=NO_DATA, toolbar=toolbar)
+        ranks=ranks, unranked=unranked, definitions=DEFINITIONS, no_data=NO_DATA, toolbar=toolbar)
 
 
 def render(r: MonthlyReport, fmt: str, **kwargs: Any) -> bytes:
