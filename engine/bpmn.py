@@ -224,6 +224,19 @@ class QifuMessageEventDefinition(MessageEventDefinition):
         my_task.workflow.top_workflow.catch(BpmnEvent(self, payload=payload))
         return None
 
+    def update_task_data(self, my_task):
+        """A message delivered from outside (:meth:`engine.runtime.RuntimeService.correlate_message`) sets its
+        variables in the case, as Camunda's correlation with variables does, and — as SpiffWorkflow stores a
+        message's payload — a catching event also keeps them as the value of its ``camunda:resultVariable`` (else
+        of ``<element>_Response``); a receive task only sets them (SpiffWorkflow's plain message definition)."""
+        event_data = my_task.internal_data.get(self.name) or {}
+        if "qifu_variables" not in event_data:
+            return super().update_task_data(my_task)
+        my_task.data.update(event_data["qifu_variables"])
+        if not isinstance(my_task.task_spec, ReceiveTask):
+            my_task.data[self.result_var or event_data["result_var"]] = dict(event_data["qifu_variables"])
+        return None
+
 
 class _EventParserMixin(_EventParser):
     """Event definitions whose references are checked, so a broken reference is a parse error on the element.

@@ -71,3 +71,9 @@ class ServiceTaskError(QifuError):
     """A service-task handler failed; the step is rolled back."""
 
     code = "service_task_failed"
+
+
+class NotCorrelatedError(QifuError):
+    """A message from outside matched no case waiting for it; nothing changed."""
+
+    code = "not_correlated"

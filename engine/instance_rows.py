@@ -52,6 +52,7 @@ def _write_statement(changed: tuple[str, ...]) -> Prepared:
 
 
 _READ_ONE = Prepared(_READ_LOCKED)
+_READ_BY_KEY = Prepared(_READ.where(_instance.c.business_key == bindparam("key")).with_for_update(of=_instance))
 _READ_TASK = Prepared(_READ_BY_TASK)
 
 CONFLICT = "案件已被他人更新，请刷新后重试 (the case changed meanwhile)"
@@ -86,6 +87,12 @@ def read_locked(session: Session, instance_id: int) -> InstanceRecord:
     if row is None:
         raise NotFoundError(f"案件不存在: {instance_id}")
     return _record(row)
+
+
+def read_locked_by_key(session: Session, business_key: str) -> InstanceRecord | None:
+    """:func:`read_locked` by the business key (unique); None if there is no such case."""
+    row = _READ_BY_KEY.one(session, {"key": business_key})
+    return _record(row) if row is not None else None
 
 
 def _record(row: dict[str, Any]) -> InstanceRecord:

@@ -15,15 +15,18 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
+from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from . import history, instance_rows
+from .bpmn import QifuMessageEventDefinition
 from .codec import jsonable
 from .db import Database
-from .errors import ConflictError, NotFoundError
+from .errors import ConflictError, NotCorrelatedError, NotFoundError
 from .forms import form_fields, validate_form
 from .migration import MigrationPlan, MigrationService
 from .models import Deployment, Instance
@@ -57,6 +60,12 @@ _VIEW = (select(_inst.c.id, _inst.c.business_key, _dep.c.process_key, _dep.c.nam
                 _dep.c.version, _inst.c.deployment_id, _inst.c.status, _inst.c.data_json, _inst.c.started_at,
                 _inst.c.updated_at, _inst.c.ended_at, _inst.c.due_at)
          .join_from(_inst, _dep, _dep.c.id == _inst.c.deployment_id))
+
+
+def _message_definitions(task_spec: Any) -> list[Any]:
+    definition = getattr(task_spec, "event_definition", None)
+    found = definition.event_definitions if isinstance(definition, MultipleEventDefinition) else [definition]
+    return [d for d in found if isinstance(d, MessageEventDefinition)]
 
 
 def _view(row: Any) -> InstanceView:
@@ -134,6 +143,46 @@ class RuntimeService:
 
             result = self.stepper.run(session, instance, workflow, self.clock.now(), actor, "task_completed", act,
                                       task=task, details={"form": clean}, process_key=workflow.spec.name)
+            if also is not None:
+                also(session, result)
+            return result
+
+    def correlate_message(self, name: str, business_key: str, data: dict[str, Any] | None = None, *,
+                          actor: str | None = None, also: Also | None = None) -> StepResult:
+        """Deliver the message ``name`` from outside to the case ``business_key``, as one step.
+
+        Every event of the case waiting for a message of that name catches it (an intermediate catch event,
+        a receive task, a boundary event, a catch event after an event-based gateway); ``data`` becomes case
+        variables, as Camunda's correlation with variables sets them. A case that does not exist, has ended
+        or waits for no such message is refused with :class:`NotCorrelatedError` (``details``: ``message_name``,
+        ``business_key`` and ``waiting``, the messages it does wait for); nothing changes then.
+        """
+        data = dict(data or {})
+        jsonable(data)
+        with self.stepper.transaction() as session:
+            instance = instance_rows.read_locked_by_key(session, business_key)
+            if instance is None:
+                raise NotCorrelatedError(f"消息 {name} 无法投递：案件 {business_key} 不存在", message_name=name,
+                                         business_key=business_key, waiting=[])
+            if instance.status != "running":
+                raise NotCorrelatedError(f"消息 {name} 无法投递：案件 {business_key} 已结束", message_name=name,
+                                         business_key=business_key, waiting=[])
+            workflow = self.stepper.workflow(session, instance)
+            event = BpmnEvent(QifuMessageEventDefinition(name), payload={
+                "payload": data, "result_var": None, "qifu_variables": data})
+            waiting = list(workflow.event_manager.tasks.values())
+            if not any(t.task_spec.catches(t, event) for t in waiting):
+                names = sorted({d.name for t in waiting for d in _message_definitions(t.task_spec)})
+                raise NotCorrelatedError(
+                    f"消息 {name} 无法投递：案件 {business_key} 没有在等待该消息"
+                    + (f"（正在等待：{'、'.join(names)}）" if names else ""),
+                    message_name=name, business_key=business_key, waiting=names)
+
+            def act(wf: BpmnWorkflow, completed: list[Any]) -> None:
+                wf.catch(event)
+
+            result = self.stepper.run(session, instance, workflow, self.clock.now(), actor, "message_received", act,
+                                      details={"message": name, "data": data}, process_key=workflow.spec.name)
             if also is not None:
                 also(session, result)
             return result

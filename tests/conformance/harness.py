@@ -10,6 +10,9 @@ A script is a list of actions, played the same on both sides:
 
 - ``("complete", element_id, data)`` — complete the one ready user task of that element with ``data``;
 - ``("complete_all", element_id, data)`` — complete every ready user task of that element, one by one;
+- ``("message", name, result_variable)`` — deliver the message ``name`` from outside without variables (Qifu:
+  ``runtime.correlate_message``; the reference: ``workflow.catch`` of a Camunda message event whose result
+  variable is the catching event's ``camunda:resultVariable``, as a thrown message's would be);
 - ``("wait", {"hours": 2})`` — move the clock; Qifu's timer executor fires what is due, the reference
   refreshes its timers.
 
@@ -29,10 +32,13 @@ from typing import Any
 from unittest import mock
 
 from lxml import etree
-from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
 from SpiffWorkflow.bpmn.parser.BpmnParser import full_tag
 from SpiffWorkflow.bpmn.specs.event_definitions import timer as spiff_timer
 from SpiffWorkflow.camunda.parser.CamundaParser import CamundaParser
+from SpiffWorkflow.camunda.specs.event_definitions import (
+    MessageEventDefinition as CamundaMessageEventDefinition,
+)
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import select
 
@@ -155,6 +161,17 @@ def run_reference(content: bytes, process_key: str, data: dict[str, Any], script
                     ready[0].run()
                     did(ready[0])
                     workflow.do_engine_steps(did_complete_task=did)
+            elif action[0] == "message":
+                _, name, result_var = action
+                waiting = [t.task_spec.event_definition for t in workflow.event_manager.tasks.values()]
+                waiting += [d for w in waiting for d in getattr(w, "event_definitions", [])]
+                kinds = {type(d) for d in waiting if getattr(d, "name", None) == name}
+                for kind in kinds:  # SpiffWorkflow gives receive tasks the plain BPMN message definition
+                    if issubclass(kind, CamundaMessageEventDefinition):
+                        payload: dict[str, Any] = {"payload": {}, "result_var": result_var}
+                    else:
+                        payload = {}
+                    workflow.catch(BpmnEvent(kind(name), payload=payload))
             elif action[0] == "wait":
                 clock.advance(**action[1])
                 workflow.refresh_timers()
@@ -190,6 +207,8 @@ def run_qifu(engine: ProcessEngine, content: bytes, process_key: str, business_k
             _, element, values = action
             while guids := _open_guids(engine, iid, element):
                 engine.runtime.complete_task(guids[0], values)
+        elif action[0] == "message":
+            engine.runtime.correlate_message(action[1], business_key, {})
         elif action[0] == "wait":
             engine.clock.advance(**action[1])  # type: ignore[attr-defined]
             engine.management.run_due_timers()

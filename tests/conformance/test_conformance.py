@@ -81,6 +81,22 @@ def test_event_based_gateway_timer(db_url: str) -> None:
     assert out.completed.count("Timeout") == 1 and "Reply" not in out.completed
 
 
+def test_event_based_gateway_message_from_outside(db_url: str) -> None:
+    """The message arrives first: its branch runs, the timer's row is cancelled and never fires."""
+    out = conform(db_url, "c_event_gateway", "c_event_gateway", [("wait", {"hours": 1}), ("message", "reply", "reply"),
+                                                                  ("wait", {"hours": 5}), ("complete", "Answered", {})])
+    assert out.finished and "Timeout" not in out.completed and out.data["reply"] == {}
+
+
+@pytest.mark.parametrize("withdrawn", [False, True])
+def test_messages_from_outside(db_url: str, withdrawn: bool) -> None:
+    script = [("message", "materials", None)]
+    script += [("message", "withdraw", None)] if withdrawn else [("complete", "Review", {"ok": True})]
+    out = conform(db_url, "c_message_from_outside", "c_message_from_outside", script)
+    assert out.finished and (out.data.get("closed") is True) == withdrawn
+    assert ("Review" in out.completed) != withdrawn
+
+
 def test_intermediate_timer(db_url: str) -> None:
     out = conform(db_url, "c_timer_intermediate", "c_timer_intermediate", [("wait", {"hours": 2}),
                                                                             ("wait", {"hours": 2})])

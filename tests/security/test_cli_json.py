@@ -83,6 +83,9 @@ COMMANDS: dict[str, Args] = {
     "case start": Args(lambda e: ["case", "start", "pan_an_station", "CLI-0001", "--data", CASE_DATA],
                        lambda e: ["case", "start", "pan_an_station", "CLI-0002", "--data", "[1, 2]"],
                        lambda d: d["business_key"] == "CLI-0001" and d["opened"]),
+    "message send": Args(lambda e: ["message", "send", "materials", "CLI-MSG-1", "--data", '{"pages": 3}'],
+                         lambda e: ["message", "send", "withdraw", "CLI-MSG-1"],
+                         lambda d: d["business_key"] == "CLI-MSG-1" and d["sent"] == "materials" and d["opened"]),
     "task list": Args(lambda e: ["task", "list", "--group", "综合受理板块"], lambda e: ["task", "list", "--mine"],
                       lambda d: [t["task"] for t in d] == [d[0]["task"]] and d[0]["element"] == "Task_Classify"),
     "task complete": Args(lambda e: ["task", "complete", e.task, "--data", CLASSIFY],
@@ -102,7 +105,7 @@ COMMANDS: dict[str, Args] = {
                                lambda e: ["workdays", "recompute", "--all", "now"],
                                lambda d: d["failures"] == []),
     "audit verify": Args(lambda e: ["audit", "verify"], lambda e: ["audit", "verify", "everything"],
-                         lambda d: d["ok"] is True and d["problems"] == [] and d["checked"] == 1),
+                         lambda d: d["ok"] is True and d["problems"] == [] and d["checked"] == 2),  # with CLI-MSG-1
     "audit export": Args(lambda e: ["audit", "export", "--format", "xes", "--output", str(e.tmp / "log.xes")],
                          lambda e: ["audit", "export", "--format", "csv", "--from", "2026-13-01",
                                     "--output", str(e.tmp / "log.csv")],
@@ -241,6 +244,10 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
         session.flush()
         notify.deliver_pending(session, _Refusing(), engine.clock.now(), max_attempts=1)
     task = engine.tasks.query(tasks.TaskQuery()).rows[0].task_guid
+    # a case waiting for the message materials (for qifu message send)
+    engine.deploy((ROOT / "tests" / "conformance" / "diagrams" / "c_message_from_outside.bpmn").read_bytes(),
+                  filename="c_message_from_outside.bpmn")
+    engine.runtime.start("c_message_from_outside", "CLI-MSG-1", {})
     _release(url)
     return path, case.business_key, task
 

@@ -165,6 +165,7 @@ from . import (  # noqa: E402,F401
     cases,
     deploy,
     incidents,
+    messages,
     migrate,
     outbox,
     report,
