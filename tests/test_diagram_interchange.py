@@ -272,7 +272,9 @@ def interchange_problems(xml: bytes) -> list[str]:
                     if shapes[a].overlaps(shapes[b], tol=1.0):
                         problems.append(f"lanes {a} and {b} overlap")
         for nid, node in nodes.items():
-            if local(node) != "boundaryEvent" and nid not in in_lane and pid in ancestors(node):
+            # a node inside a subprocess lies in the subprocess's lane: bpmn-js takes a subprocess as a lane
+            # root of its own (LaneUtil.LANE_PARENTS) and keeps no flowNodeRef for what it contains
+            if local(node) != "boundaryEvent" and nid not in in_lane and node.getparent().get("id") == pid:
                 problems.append(f"{local(node)} {nid}: in no lane")
     return problems
 

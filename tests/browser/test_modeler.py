@@ -98,13 +98,13 @@ def test_a_deadline_changed_in_the_modeler_becomes_version_2_for_new_cases_only(
     engine = live_server.engine
     base = newest(live_server, "pan_an_station")
     old_case = waiting_case(live_server)
-    old_due = timer_due(live_server, old_case, "Boundary_AgencyAssess3Days")
+    old_due = timer_due(live_server, old_case, "Boundary_Agency3Days")
     assert old_due is not None
 
     page = new_page()
     login(page, "designer")
     open_modeler(page, "pan_an_station", base)
-    page.click('[data-element-id="Boundary_AgencyAssess3Days"]')
+    page.click('[data-element-id="Boundary_Agency3Days"]')
     value = page.locator("#bio-properties-panel-timerEventDefinitionValue")
     if not value.is_visible():
         page.click('#modeler-properties [data-group-id="group-timer"] .bio-properties-panel-group-header')
@@ -115,7 +115,7 @@ def test_a_deadline_changed_in_the_modeler_becomes_version_2_for_new_cases_only(
 
     page.click("#modeler-deploy")
     page.wait_for_selector("#modeler-app[data-state=previewed]")
-    change = page.locator('#modeler-report li[data-element="Boundary_AgencyAssess3Days"]')
+    change = page.locator('#modeler-report li[data-element="Boundary_Agency3Days"]')
     assert "working_days_after(received_at, 4)" in change.inner_text()
     assert newest(live_server, "pan_an_station") == base  # nothing stored before the confirmation
     page.click("#modeler-confirm")
@@ -134,8 +134,8 @@ def test_a_deadline_changed_in_the_modeler_becomes_version_2_for_new_cases_only(
 
     new_case = waiting_case(live_server)
     assert case_version(live_server, new_case) == base + 1 and case_version(live_server, old_case) == base
-    new_due = timer_due(live_server, new_case, "Boundary_AgencyAssess3Days")
-    assert timer_due(live_server, old_case, "Boundary_AgencyAssess3Days") == old_due
+    new_due = timer_due(live_server, new_case, "Boundary_Agency3Days")
+    assert timer_due(live_server, old_case, "Boundary_Agency3Days") == old_due
     # both cases were received today: the new version's deadline is one working day later
     assert engine.calendar.snapshot().working_days_between(old_due.date(), new_due.date()) == 1
 

@@ -161,8 +161,9 @@ def test_deployed_diagram_has_lanes_forms_and_di_for_every_flow_node(pa: Process
     assert participant.get("processRef") == PROCESS and participant.get("id") in shapes
     assert all(lane.get("id") in shapes for lane in lanes)
     lane_of = {ref.text: lane.get("name") for lane in lanes for ref in lane.findall("bpmn:flowNodeRef", NS)}
-    assert set(lane_of) == {*nodes, *inner}, "every flow node (boundary events too) lies in exactly one lane"
-    assert all(lane_of[nid] == lane_of[sub] for nid, (_, sub) in inner.items())  # a subprocess's content: its lane
+    assert set(lane_of) == set(nodes), "every flow node (boundary events too) lies in exactly one lane"
+    # what a subprocess contains lies in the subprocess's lane (bpmn-js keeps no lane reference for it)
+    lane_of.update({nid: lane_of[sub] for nid, (_, sub) in inner.items()})
     # PA-3: the panels are lanes and roles; each user task is offered to the role of the lane it is drawn in.
     for el in [*nodes.values(), *(el for el, _ in inner.values())]:
         if etree.QName(el).localname == "userTask":
