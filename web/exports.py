@@ -53,3 +53,15 @@ def kpi_sheet(report: Any, notes: list[str]) -> Sheet:
     rows = ([r.unit, *(getattr(r, name) for name, _, _ in KPI_COLUMNS)] for r in [*report.rows, report.total])
     region = ledger_report.REGION_NAMES.get(report.region, report.region or "")
     return Sheet("考核指标", f"{region}服务企业考核指标（{report.period.label}）", columns, rows, notes)
+
+
+def assessment_sheet(result: Any, notes: list[str]) -> Sheet:
+    """The year-end assessment table of :func:`web.read.assessment.assessment`, one row per member unit."""
+    from .read.assessment import COLUMNS as ASSESSMENT_COLUMNS
+
+    columns = [Column("单位编码", width=14), Column("单位", width=28)] + [
+        Column(label, kind) for _, label, kind in ASSESSMENT_COLUMNS]
+    rows = ([r.unit, r.unit_name, *(getattr(r, name) for name, _, _ in ASSESSMENT_COLUMNS)]
+            for r in [*result.rows, result.total])
+    region = ledger_report.REGION_NAMES.get(result.report.region, result.report.region or "")
+    return Sheet(f"年度考核{result.year}", f"{region}成员单位年度考核表（{result.year}年）", columns, rows, notes)

@@ -195,3 +195,52 @@ def test_ledger_export_fits_chinese_text_and_names_the_handling_unit(client: Fla
         column = get_column_letter(header.index(name) + 1)
         widest = max(text_width(str(r[header.index(name)] or "")) for r in rows)
         assert ws.column_dimensions[column].width >= min(widest, 60), name
+
+
+# --- year-end assessment and bad input ---------------------------------------------------------------------------
+@pytest.mark.req("FH-10")
+def test_year_end_assessment_lists_every_member_unit(client: FlaskClient, world: dict[str, str]) -> None:  # noqa: F811
+    login(client, "fh_super")
+    html = page(client, "/supervision/assessment?year=2026")
+    rows = cells(html, "assessment")
+    assert "FH-ZJJ" in rows and "FH-JXJ" in rows  # 区经信局 had no case: listed with zeros
+    assert (rows["FH-ZJJ"]["received"], rows["FH-ZJJ"]["reminders"], rows["FH-ZJJ"]["overdue_open"]) == ("1", "1", "1")
+    assert (rows["FH-JXJ"]["received"], rows["FH-JXJ"]["on_time_rate"]) == ("0", "—")
+    assert rows["合计"]["satisfied"] == "1" and rows["合计"]["received"] == "2"
+    assert not any(code.startswith("PA") for code in rows)  # Fenghua's units only
+    response = client.get("/supervision/assessment.xlsx?year=2026")
+    ws = load_workbook(BytesIO(response.data)).active
+    assert ws["A1"].value == "奉化区成员单位年度考核表（2026年）"
+    from tests.xlsx import table
+
+    header, body = table(ws)
+    by_unit = {r[0]: dict(zip(header, r, strict=True)) for r in body}
+    assert by_unit["FH-ZJJ"]["被催办"] == 1 and by_unit["FH-JXJ"]["受理量"] == 0
+    for bad in ("year=20x6", "year=0000", "year=9999", "year=26"):
+        assert client.get(f"/supervision/assessment?{bad}").status_code == 400, bad
+        assert client.get(f"/supervision/assessment.xlsx?{bad}").status_code == 400, bad
+
+
+@pytest.mark.req("FH-10", "PA-9")
+@pytest.mark.parametrize("url", [
+    "/supervision/kpi?period=9999-12", "/supervision/kpi?period=0000", "/supervision/kpi?period=1999-Q1",
+    "/supervision/kpi?from=0001-01-01&to=0001-01-02", "/supervision/kpi?from=9999-12-31&to=9999-12-31",
+    "/supervision/kpi?period=" + "2" * 500, "/supervision/report?month=9999-12", "/supervision/report?month=0000-01",
+    "/supervision/briefing?month=9999-12", "/supervision/report?month=2026-10&format=" + "x" * 300,
+])
+def test_bad_periods_are_a_chinese_400(client: FlaskClient, url: str) -> None:
+    login(client, "pa_super")
+    response = client.get(url)
+    assert response.status_code == 400, url
+    assert "请求无效" in response.get_data(as_text=True)
+
+
+def test_supervision_pages_need_a_supervising_role(client: FlaskClient) -> None:
+    for url in ("/supervision/kpi", "/supervision/overdue", "/supervision/report", "/supervision/assessment"):
+        assert client.get(url).status_code == 302, url
+    login(client, "fh_unit")
+    for url in ("/supervision/kpi", "/supervision/overdue", "/supervision/report?format=pdf",
+                "/supervision/assessment.xlsx", "/supervision/kpi.xlsx"):
+        assert client.get(url).status_code == 403, url
+    token = csrf_token(client, "/")
+    assert client.post("/supervision/cases/FH-20260930-0001/remind", data={"csrf_token": token}).status_code == 403

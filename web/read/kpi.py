@@ -85,18 +85,35 @@ def _day(text: str) -> date:
 
 
 def parse_period(text: str) -> Period:
-    """``YYYY`` (a year), ``YYYY-Qn`` (a quarter), ``YYYY-MM`` (a month) or ``YYYY-MM-DD~YYYY-MM-DD``."""
-    raw = (text or "").strip()
+    """``YYYY`` (a year), ``YYYY-Qn`` (a quarter), ``YYYY-MM`` (a month) or ``YYYY-MM-DD~YYYY-MM-DD``
+    (years :data:`FIRST_YEAR` to :data:`LAST_YEAR`)."""
+    period = _parse_period((text or "").strip()[:60])
+    if not (FIRST_YEAR <= period.first.year and period.last.year <= LAST_YEAR):
+        raise QifuError(f"统计期超出范围（{FIRST_YEAR}–{LAST_YEAR} 年）：“{period.text}”")
+    return period
+
+
+FIRST_YEAR, LAST_YEAR = 2000, 2100
+
+
+def _year(text: str) -> int:
+    year = int(text)
+    if not FIRST_YEAR <= year <= LAST_YEAR:
+        raise QifuError(f"统计期超出范围（{FIRST_YEAR}–{LAST_YEAR} 年）：“{text}”")
+    return year
+
+
+def _parse_period(raw: str) -> Period:
     if m := re.fullmatch(r"(\d{4})", raw):
-        year = int(m.group(1))
+        year = _year(m.group(1))
         return Period(raw, f"{year}年", "year", date(year, 1, 1), date(year, 12, 31))
     if m := re.fullmatch(r"(\d{4})-?[Qq]([1-4])", raw):
-        year, quarter = int(m.group(1)), int(m.group(2))
+        year, quarter = _year(m.group(1)), int(m.group(2))
         first = date(year, 3 * quarter - 2, 1)
         return Period(f"{year}-Q{quarter}", f"{year}年第{quarter}季度", "quarter", first,
                       _month_end(year, 3 * quarter))
     if m := re.fullmatch(r"(\d{4})-(\d{2})", raw):
-        year, month = int(m.group(1)), int(m.group(2))
+        year, month = _year(m.group(1)), int(m.group(2))
         if not 1 <= month <= 12:
             raise QifuError(f"月份格式应为 YYYY-MM：“{raw}”")
         return Period(raw, f"{year}年{month}月", "month", date(year, month, 1), _month_end(year, month))

@@ -98,6 +98,8 @@ def month_bounds(month: str) -> tuple[datetime, datetime]:
     match = re.fullmatch(r"(\d{4})-(\d{2})", month.strip())
     if not match or not 1 <= int(match.group(2)) <= 12:
         raise QifuError(f"月份格式应为 YYYY-MM：“{month}”")
+    if not 2000 <= int(match.group(1)) <= 2100:
+        raise QifuError(f"月份超出范围（2000–2100 年）：“{month}”")
     year, mon = int(match.group(1)), int(match.group(2))
     nxt = date(year + (mon == 12), mon % 12 + 1, 1)
     start = datetime(year, mon, 1, tzinfo=SHANGHAI)

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.orm import Session
 
+from engine.errors import QifuError
 from handlers.models import CaseUnit, Category, Channel, EnterpriseCase, OrgUnit
 
 from .kpi import KpiReport, Period, UnitKpi, kpis, parse_period
@@ -112,8 +113,6 @@ def monthly_report(session: Session, month: str, region: str | None = None,
     """The 简报 of ``month`` (``YYYY-MM``; a bad month raises :class:`~engine.errors.QifuError`)."""
     period = parse_period(month)
     if period.kind != "month":
-        from engine.errors import QifuError
-
         raise QifuError(f"月份格式应为 YYYY-MM：“{month}”")
     ec = EnterpriseCase
     scope = [*([ec.region == region] if region else []), *([where] if where is not None else [])]
@@ -121,7 +120,11 @@ def monthly_report(session: Session, month: str, region: str | None = None,
     def received_in(p: Period) -> Any:
         return and_(ec.received_at >= p.start, ec.received_at < p.end)
 
-    def volume(p: Period) -> int:
+    def volume(month_text: str) -> int:
+        try:
+            p = parse_period(month_text)
+        except QifuError:  # before the first year a period may name: nothing to compare with
+            return 0
         return session.scalar(select(func.count()).select_from(ec).where(*scope, received_in(p))) or 0
 
     report = kpis(session, period, region, where)
@@ -155,7 +158,7 @@ def monthly_report(session: Session, month: str, region: str | None = None,
         *scope, ec.enterprise_name.in_([n for n, _ in hot]), ec.received_at < period.start).distinct())) if hot else set()
     return MonthlyReport(
         month=period.text, region=region, period=period, kpi=report, volume=report.total.received,
-        last_month=volume(parse_period(_shift(period.text, -1))), last_year=volume(parse_period(_shift(period.text, -12))),
+        last_month=volume(_shift(period.text, -1)), last_year=volume(_shift(period.text, -12)),
         by_category=counts(ec.category, Category, "未分类"), by_channel=counts(ec.channel, Channel, "未登记渠道"),
         ranking=ranking, carried=carried, carried_total=carried_total,
         supervised_units=[r for r in report.rows if r.reminders or r.supervisions or r.accountability],

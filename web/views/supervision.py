@@ -292,3 +292,34 @@ def report() -> Any:
     ).format(action=url_for("supervision.report"), month=escape(doc.month),
              pdf=url_for("supervision.report", month=doc.month, format="pdf"), back=url_for("supervision.ledger"))
     return render_html(doc, toolbar=toolbar)
+
+
+# --- 年度考核 (year-end assessment per member unit) -------------------------------------------------------------
+def _assessment() -> Any:
+    from ..read.assessment import assessment
+
+    year = (request.args.get("year") or "").strip() or _current_month()[:4]
+    with engine().read() as session:
+        return assessment(session, year, current_user.region, visible_cases(current_user))
+
+
+@bp.get("/assessment")
+def assessment_page() -> Any:
+    from ..read.assessment import COLUMNS as ASSESSMENT_COLUMNS
+
+    try:
+        result = _assessment()
+    except QifuError as exc:
+        return _bad_request(exc.message)
+    return render_template("supervision/assessment.html", result=result, columns=ASSESSMENT_COLUMNS,
+                           shown=kpi_report.shown, region_name=REGION_NAMES.get(result.report.region, ""))
+
+
+@bp.get("/assessment.xlsx")
+def assessment_xlsx() -> Any:
+    try:
+        result = _assessment()
+    except QifuError as exc:
+        return _bad_request(exc.message)
+    data = workbook_bytes(exports.assessment_sheet(result, _notes({"年份": str(result.year)})))
+    return _download(data, f"年度考核-{result.year}.xlsx")
