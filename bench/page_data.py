@@ -620,8 +620,8 @@ CASE_PARENTS = ("instance", "enterprise_case", "human_task")
 # The revisit draw is sha256(seed) below a threshold and decided the case's path: its seed (which names the
 # template's case number) is kept, so recomputing the draw still gives the decision the case took.
 KEEP_TEXT = {("revisit_draw", "seed"), ("event", "prev_hash"), ("event", "hash")}
-# A keyed seal of the old chain proves nothing about the copy's: copies are unsealed, like rows written before
-# the keyed chain (``qifu audit seal`` signs such chains).
+# A keyed seal of the old chain proves nothing about the copy's: the copied MAC is cleared and each rehashed row
+# signed again with the bench engine's history key (:meth:`Cloner._rechain`), as a step would have signed it.
 CLEARED = {("event", "mac")}
 _PLACE = "|".join(sorted(set(PLACES_PA + PLACES_FH), key=len, reverse=True))
 _TRADE = "|".join(sorted(TRADES, key=len, reverse=True))
@@ -810,9 +810,11 @@ class Cloner:
         return written
 
     def _rechain(self, instances: list[dict[str, Any]], events: list[dict[str, Any]]) -> None:
-        """Hash each copied case's history again (the hash covers the instance id and the new task ids)."""
+        """Hash each copied case's history again (the hash covers the instance id and the new task ids) and sign
+        each row with this engine's history key."""
         from engine import history
 
+        keys = self.engine.history.keys
         by_instance: dict[int, list[dict[str, Any]]] = {}
         for ev in events:
             by_instance.setdefault(ev["instance_id"], []).append(ev)
@@ -823,6 +825,7 @@ class Cloner:
                 ev["hash"] = prev = history.event_hash(
                     prev, instance_id=ev["instance_id"], seq=ev["seq"], at=self._instant(ev["at"]), actor=ev["actor"],
                     action=ev["action"], task_guid=ev["task_guid"], spec_id=ev["spec_id"], payload=ev["payload"])
+                ev["mac"] = keys.sign(prev)
             inst["history_hash"] = prev if by_instance.get(inst["id"]) else inst["history_hash"]
 
     def _instant(self, value: Any) -> datetime:
