@@ -29,6 +29,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, NoReturn, overload
 
+from lxml import etree
 from SpiffWorkflow.bpmn import BpmnEvent
 from SpiffWorkflow.bpmn.parser.BpmnParser import full_tag
 from SpiffWorkflow.bpmn.parser.event_parsers import EventBasedGatewayParser, ReceiveTaskParser, SendTaskParser
@@ -53,6 +54,7 @@ from SpiffWorkflow.bpmn.specs.defaults import (
     SendTask,
     ServiceTask,
 )
+from SpiffWorkflow.bpmn.specs.event_definitions.simple import NoneEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     CycleTimerEventDefinition,
     DurationTimerEventDefinition,
@@ -286,10 +288,18 @@ class _EventParserMixin(_EventParser):
 
     def create_task(self):
         try:
-            return super().create_task()
+            task = super().create_task()
         except NotImplementedError:
             self.raise_validation_exception(
                 "该事件没有受支持的事件定义（定时器、消息、信号、错误、升级、条件）(unsupported event definition)")
+        if isinstance(getattr(task, "event_definition", None), NoneEventDefinition):
+            ignored = [etree.QName(child).localname for child in self.node
+                       if etree.QName(child).localname.endswith("EventDefinition")]
+            if ignored:  # SpiffWorkflow's parser for this kind of event does not read it: it would do nothing
+                self.raise_validation_exception(
+                    f"此类事件不支持 {ignored[0]}，SpiffWorkflow 会忽略它，事件将什么也不做 "
+                    f"(this event cannot have a {ignored[0]})")
+        return task
 
 
 _SERVICE_IMPLEMENTATIONS = ("type", "topic", "class", "delegateExpression")

@@ -36,9 +36,12 @@ from lxml import etree
 from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnValidator
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.specs.event_definitions.conditional import ConditionalEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import SignalEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent, ThrowingEvent
+from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
 from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import MultiInstanceTask, StandardLoopTask
 from SpiffWorkflow.camunda.specs.user_task import UserTask
 from sqlalchemy import bindparam, case, func, select
@@ -312,6 +315,32 @@ def _check_event_expressions(parsed: ParsedDiagram) -> None:
                     _compile(definition.expression, f"{_where(task_spec)} 条件")
 
 
+def _check_waits_can_end(parsed: ParsedDiagram) -> None:
+    """Refuse events that would wait forever: nothing outside the case starts it by a message or a signal, or
+    broadcasts signals (messages from outside are delivered: :meth:`engine.runtime.RuntimeService.correlate_message`)."""
+    specs = [parsed.spec, *parsed.subprocess_specs.values()]
+    thrown = {d.name for spec in specs for t in spec.task_specs.values() if isinstance(t, ThrowingEvent)
+              for d in _event_definitions(t) if isinstance(d, SignalEventDefinition)}
+    for task_spec in parsed.spec.task_specs.values():
+        if isinstance(task_spec, StartEvent):
+            for definition in _event_definitions(task_spec):
+                if isinstance(definition, (MessageEventDefinition, SignalEventDefinition)):
+                    kind = "消息" if isinstance(definition, MessageEventDefinition) else "信号"
+                    raise DeploymentError(
+                        f"暂不支持{kind}开始事件：案件由立案（runtime.start）启动，没有任何{kind}会启动它 "
+                        f"(a {'message' if kind == '消息' else 'signal'} start event is not supported)",
+                        element=_where(task_spec))
+    for spec in specs:
+        for task_spec in spec.task_specs.values():
+            if not isinstance(task_spec, CatchingEvent):
+                continue
+            for definition in _event_definitions(task_spec):
+                if isinstance(definition, SignalEventDefinition) and definition.name not in thrown:
+                    raise DeploymentError(
+                        f"信号 {definition.name} 在本流程中没有抛出者，而 Qifu 暂不能从外部广播信号：该事件将永远等待 "
+                        "(a signal nothing in the process throws)", element=_where(task_spec))
+
+
 def _validation_error(exc: ValidationException) -> DeploymentError:
     """SpiffWorkflow's parse error as a refusal naming the element (its id, else its name)."""
     reason = str(exc.args[0]) if exc.args else type(exc).__name__
@@ -372,6 +401,7 @@ def parse_diagram(content: bytes, filename: str | None = None, services: Service
     with _refusing("检查任务与表达式 (checking tasks and expressions)", key):
         _check_specs(parsed, services or ServiceRegistry())
         _check_event_expressions(parsed)
+        _check_waits_can_end(parsed)
         for cond in root.iterfind(".//bpmn:sequenceFlow", NS):
             expr = cond.find("bpmn:conditionExpression", NS)
             if expr is not None:

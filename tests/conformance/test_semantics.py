@@ -116,3 +116,48 @@ def test_an_element_type_spiffworkflow_cannot_run_is_refused_in_chinese(engine: 
     with pytest.raises(DeploymentError) as refused:
         engine.deploy(BPMN.format(body=process("cxp", inner=inner)).encode(), filename="cx.bpmn")
     assert refused.value.element == "cx" and "暂不支持" in refused.value.message and "complexGateway" in refused.value.message
+
+
+LINE = ('<bpmn:startEvent id="s"><bpmn:outgoing>f1</bpmn:outgoing>{start}</bpmn:startEvent>'
+        '<bpmn:intermediateCatchEvent id="w"><bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing>{wait}'
+        '</bpmn:intermediateCatchEvent><bpmn:endEvent id="e"><bpmn:incoming>f2</bpmn:incoming></bpmn:endEvent>'
+        '<bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="w" /><bpmn:sequenceFlow id="f2" sourceRef="w" targetRef="e" />')
+TIMER = '<bpmn:timerEventDefinition><bpmn:timeDuration>PT1H</bpmn:timeDuration></bpmn:timerEventDefinition>'
+
+
+@pytest.mark.parametrize(("start", "wait", "element", "words"), [
+    ('<bpmn:messageEventDefinition messageRef="m" />', TIMER, "s", ["消息开始事件"]),
+    ('<bpmn:signalEventDefinition signalRef="sg" />', TIMER, "s", ["信号开始事件"]),
+    ("", '<bpmn:signalEventDefinition signalRef="sg" />', "w", ["信号 go", "没有抛出者", "永远等待"]),
+])
+def test_events_nothing_could_ever_trigger_are_refused(engine: ProcessEngine, start: str, wait: str, element: str,
+                                                       words: list[str]) -> None:
+    body = ('<bpmn:message id="m" name="m" /><bpmn:signal id="sg" name="go" />'
+            + process("waits", inner=LINE.format(start=start, wait=wait)))
+    with pytest.raises(DeploymentError) as refused:
+        engine.deploy(BPMN.format(body=body).encode(), filename="waits.bpmn")
+    assert refused.value.element == element, refused.value.message
+    for word in words:
+        assert word in refused.value.message, refused.value.message
+
+
+def test_a_message_catch_event_deploys_since_messages_can_be_delivered(engine: ProcessEngine) -> None:
+    body = '<bpmn:message id="m" name="m" />' + process(
+        "waits", inner=LINE.format(start="", wait='<bpmn:messageEventDefinition messageRef="m" />'))
+    assert engine.deploy(BPMN.format(body=body).encode(), filename="waits.bpmn").created
+
+
+@pytest.mark.parametrize(("tag", "definition", "word"), [
+    ("endEvent", '<bpmn:signalEventDefinition signalRef="sg" />', "signalEventDefinition"),  # SpiffWorkflow drops it
+    ("intermediateThrowEvent", '<bpmn:linkEventDefinition name="L" />', "linkEventDefinition"),
+    ("intermediateThrowEvent", "<bpmn:compensateEventDefinition />", "compensateEventDefinition"),
+])
+def test_an_event_definition_spiffworkflow_would_ignore_is_refused(engine: ProcessEngine, tag: str, definition: str,
+                                                                   word: str) -> None:
+    inner = ('<bpmn:startEvent id="s"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>'
+             f'<bpmn:{tag} id="x"><bpmn:incoming>f1</bpmn:incoming>{definition}</bpmn:{tag}>'
+             '<bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="x" />')
+    body = '<bpmn:signal id="sg" name="go" />' + process("ignored", inner=inner)
+    with pytest.raises(DeploymentError) as refused:
+        engine.deploy(BPMN.format(body=body).encode(), filename="ignored.bpmn")
+    assert refused.value.element == "x" and word in refused.value.message and "忽略" in refused.value.message
