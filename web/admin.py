@@ -41,6 +41,7 @@ KINDS: dict[str, str] = {
     "password_reset": "重置密码", "password_set": "设置密码", "unit_updated": "修改单位与联络员",
     "api_client_created": "新建接口客户端", "api_client_revoked": "停用接口客户端",
     "calendar_day": "修改工作日历", "calendar_import": "导入官方作息安排", "deadlines_recomputed": "重新计算期限",
+    "briefing_published": "发布月度简报",  # by a supervisor (web/publishing.py), logged here with who and when
 }
 # The roles of docs/domain.md (candidate groups of the two diagrams) and the system's own; a site's N panels
 # are typed in as further roles.

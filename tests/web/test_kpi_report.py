@@ -244,3 +244,39 @@ def test_supervision_pages_need_a_supervising_role(client: FlaskClient) -> None:
         assert client.get(url).status_code == 403, url
     token = csrf_token(client, "/")
     assert client.post("/supervision/cases/FH-20260930-0001/remind", data={"csrf_token": token}).status_code == 403
+
+
+# --- publishing the 简报 to the member units -----------------------------------------------------------------------
+@pytest.mark.req("FH-10")
+def test_supervisor_publishes_the_briefing_to_the_member_units(client: FlaskClient, other_client: FlaskClient,
+                                                                web_engine: ProcessEngine,
+                                                                world: dict[str, str]) -> None:  # noqa: F811
+    from web.models import AdminLog
+
+    login(other_client, "fh_unit")  # 区经信局's clerk: no supervision pages, and nothing published yet
+    assert other_client.get("/supervision/published/2026-09").status_code == 404
+    login(client, "fh_super")
+    html = page(client, "/supervision/report?month=2026-09")
+    assert "尚未发布" in html and "及区委作风办" in html
+    token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+    assert client.post("/supervision/report/publish", data={"month": "2026-09"}).status_code == 400  # no token
+    bad = client.post("/supervision/report/publish", data={"csrf_token": token, "month": "2026-9"})
+    assert bad.status_code == 400 and "YYYY-MM" in bad.get_data(as_text=True)
+    response = client.post("/supervision/report/publish", data={"csrf_token": token, "month": "2026-09"})
+    assert response.status_code == 302
+    after = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "已发布奉化区服务企业情况简报（2026年9月）" in after and "由 督办（奉化） 发布" in after
+    with web_engine.read() as s:
+        notices = {o.recipient: o for o in s.scalars(select(Outbox).where(Outbox.template == "briefing"))}
+        log = list(s.scalars(select(AdminLog).where(AdminLog.kind == "briefing_published")))
+    assert {"FH-ZJJ", "FH-JXJ", "FH-ZFB"} <= set(notices) and not any(c.startswith("PA") for c in notices)
+    assert "/supervision/published/2026-09" in notices["FH-ZFB"].body and "发布人：督办（奉化）" in notices["FH-ZFB"].body
+    assert [(row.actor, row.target) for row in log] == [("fh_super", "fenghua:2026-09")]
+    # a member unit reads the published briefing; another region's user does not see Fenghua's
+    doc = page(other_client, "/supervision/published/2026-09")
+    assert "奉化区服务企业情况简报（2026年9月）" in doc and "一、基本情况" in doc
+    assert other_client.get("/supervision/report?month=2026-09").status_code == 403
+    assert other_client.get("/supervision/published/2026-08").status_code == 404
+    pa = client.application.test_client()
+    login(pa, "pa_accept")
+    assert pa.get("/supervision/published/2026-09").status_code == 404  # Pan'an has published nothing

@@ -13,7 +13,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    get_flashed_messages,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user
 from markupsafe import Markup, escape
 
@@ -67,6 +78,8 @@ def _only_supervisors() -> Any:
     """Every page here: log in first, then a supervising role with a region (403 otherwise)."""
     if not current_user.is_authenticated:
         return current_app.login_manager.unauthorized()
+    if request.endpoint == "supervision.published" and current_user.region:
+        return None  # a published 简报 is for every member unit of the region (web/publishing.py)
     if not may_supervise(current_user) or not current_user.region:
         abort(403)
     return None
@@ -286,12 +299,74 @@ def report() -> Any:
             return render_template("error.html", status=503, title="暂时无法生成 PDF", message=exc.message), 503
         return Response(data, mimetype="application/pdf",
                         headers={"Content-Disposition": _attachment(f"简报-{doc.month}.pdf", "report.pdf")})
-    toolbar = Markup(
+    from flask_wtf.csrf import generate_csrf
+
+    from ..publishing import publications
+
+    with engine().read() as session:
+        done = publications(session, doc.region, doc.month)
+    flashed = Markup("").join(Markup('<p class="flash">{}</p>').format(m) for m in get_flashed_messages())
+    toolbar = flashed + Markup(
         '<form method="get" action="{action}">月份 <input type="month" name="month" value="{month}"> '
         '<button type="submit">查看</button> <a href="{pdf}">下载 PDF</a> · <a href="{back}">返回督办</a></form>'
+        '<form method="post" action="{publish}" id="publish">'
+        '<input type="hidden" name="csrf_token" value="{token}"><input type="hidden" name="month" value="{month}">'
+        '<button type="submit">发布简报（通知各成员单位{zfb}）</button> {state}</form>'
     ).format(action=url_for("supervision.report"), month=escape(doc.month),
-             pdf=url_for("supervision.report", month=doc.month, format="pdf"), back=url_for("supervision.ledger"))
+             pdf=url_for("supervision.report", month=doc.month, format="pdf"), back=url_for("supervision.ledger"),
+             publish=url_for("supervision.publish"), token=generate_csrf(),
+             zfb="及区委作风办" if doc.region == "fenghua" else "",
+             state=Markup("；").join(
+                 Markup("已于 {at} 由 {who} 发布，通知 {n} 个单位").format(
+                     at=p.at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M"), who=p.sender or p.actor, n=len(p.units))
+                 for p in done) or "尚未发布")
     return render_html(doc, toolbar=toolbar)
+
+
+@bp.post("/report/publish")
+def publish() -> Any:
+    """发布简报: a notice to every member unit of the region (and 区委作风办) in the outbox, logged with who."""
+    from ..links import external_url
+    from ..publishing import publish as publish_briefing
+
+    month = (request.form.get("month") or "").strip()
+    try:
+        with engine().read() as session:
+            doc = monthly_report(session, month, current_user.region, visible_cases(current_user), now=now())
+    except QifuError as exc:
+        return _bad_request(exc.message)
+    done = publish_briefing(engine(), doc, username=current_user.username, sender=current_user.display_name,
+                            link=external_url("supervision.published", month=doc.month), now=now())
+    flash(f"已发布{doc.title}，已通知 {len(done.units)} 个单位")
+    return redirect(url_for("supervision.report", month=doc.month))
+
+
+@bp.get("/published/<month>")
+def published(month: str) -> Any:
+    """A published 简报 of the user's region, for every logged-in user of it; an unpublished month is 404."""
+    from ..publishing import publications
+
+    try:
+        with engine().read() as session:
+            if not publications(session, current_user.region, month.strip()):
+                abort(404)
+            doc = monthly_report(session, month, current_user.region, None, now=now())
+    except QifuError as exc:
+        return _bad_request(exc.message)
+    fmt = (request.args.get("format") or "html").strip()
+    if fmt == "pdf":
+        from ..report_doc import render
+
+        try:
+            data = render(doc, "pdf")
+        except QifuError as exc:
+            return render_template("error.html", status=503, title="暂时无法生成 PDF", message=exc.message), 503
+        return Response(data, mimetype="application/pdf",
+                        headers={"Content-Disposition": _attachment(f"简报-{doc.month}.pdf", "report.pdf")})
+    from ..report_doc import render_html
+
+    return render_html(doc, toolbar=Markup('<a href="{pdf}">下载 PDF</a>').format(
+        pdf=url_for("supervision.published", month=doc.month, format="pdf")))
 
 
 # --- 年度考核 (year-end assessment per member unit) -------------------------------------------------------------
