@@ -280,3 +280,27 @@ def test_supervisor_publishes_the_briefing_to_the_member_units(client: FlaskClie
     pa = client.application.test_client()
     login(pa, "pa_accept")
     assert pa.get("/supervision/published/2026-09").status_code == 404  # Pan'an has published nothing
+
+
+@pytest.mark.req("PA-9")
+def test_the_unit_sees_the_reminder_and_the_published_briefing_in_its_notices(
+        client: FlaskClient, other_client: FlaskClient, world: dict[str, str]) -> None:  # noqa: F811
+    login(client, "pa_super")
+    board = page(client, "/supervision/overdue")
+    b = world["B"]
+    row = re.search(rf'<tr data-case="{b}"[^>]*>(.*?)</tr>', board, re.S)
+    assert row and "安文街道" in row.group(1)  # B is PA01's own: the station answers for it
+    token = csrf_token(client, "/supervision/overdue")
+    assert client.post(f"/supervision/cases/{b}/remind", data={"csrf_token": token}).status_code == 302
+    month = page(client, "/supervision/report?month=2026-09")
+    publish_token = re.search(r'name="csrf_token" value="([^"]+)"', month).group(1)
+    client.post("/supervision/report/publish", data={"csrf_token": publish_token, "month": "2026-09"})
+    login(other_client, "pa_accept")  # 安文街道站 (PA01)
+    assert 'id="nav-notices"' in page(other_client, "/")
+    html = page(other_client, "/supervision/notices")
+    notices = re.search(r'<table class="list" id="notices">(.*?)</table>', html, re.S).group(1)
+    assert b in notices and "督办人：督办（磐安）" in notices and "超期督办" in notices
+    assert "2026-09 简报" in html
+    pa2 = client.application.test_client()
+    login(pa2, "pa2_accept")  # 冷水镇站: not its case
+    assert b not in page(pa2, "/supervision/notices")

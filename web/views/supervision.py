@@ -78,8 +78,8 @@ def _only_supervisors() -> Any:
     """Every page here: log in first, then a supervising role with a region (403 otherwise)."""
     if not current_user.is_authenticated:
         return current_app.login_manager.unauthorized()
-    if request.endpoint == "supervision.published" and current_user.region:
-        return None  # a published 简报 is for every member unit of the region (web/publishing.py)
+    if request.endpoint in ("supervision.published", "supervision.notices") and current_user.region:
+        return None  # a published 简报 and a unit's notices are for every member unit of the region
     if not may_supervise(current_user) or not current_user.region:
         abort(403)
     return None
@@ -398,3 +398,14 @@ def assessment_xlsx() -> Any:
         return _bad_request(exc.message)
     data = workbook_bytes(exports.assessment_sheet(result, _notes({"年份": str(result.year)})))
     return _download(data, f"年度考核-{result.year}.xlsx")
+
+
+# --- 通知 (a unit's notices: 催办 and other outbox messages about its open cases, published 简报) ---------------
+@bp.get("/notices")
+def notices() -> str:
+    from ..read.notices import LIMIT, published_briefings, unit_notices
+
+    with engine().read() as session:
+        found = unit_notices(session, current_user.unit, current_user.region)
+        briefings = published_briefings(session, current_user.region)
+    return render_template("supervision/notices.html", notices=found, briefings=briefings, limit=LIMIT)
