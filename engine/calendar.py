@@ -2,16 +2,20 @@
 
 Days of years whose official schedule is loaded come from the ``workday`` table (seeded from the
 ``chinesecalendar`` package, 2004–2026, and editable). Any other year follows the **fallback rule**:
-Monday–Friday are working days except the fixed-date statutory holidays (1 January; 1–2 May; 1–3 October);
-Saturdays and Sundays are rest days; lunar holidays (Spring Festival, Qingming, Dragon Boat, Mid-Autumn) and
-make-up days cannot be known in advance. Every answer that looked at such a day is *provisional*: callers
-learn it through :func:`track_provisional`.
+Monday–Friday are working days except the statutory holidays that can be computed in advance (RC-10): the
+fixed dates (1 January; 1–2 May; 1–3 October), the Spring Festival (除夕 to 初三) and the Dragon Boat and
+Mid-Autumn festivals from the lunar calendar, and Qingming from its solar term (the ``lunar_python``
+package); Saturdays and Sundays are rest days. The days moved next to a holiday and the make-up working days
+(调休) cannot be known before the State Council's notice, so every answer that looked at such a day is
+*provisional*: callers learn it through :func:`track_provisional`.
 
 Conventions (settings with documented defaults, see :class:`CalendarSettings`):
 
 - counting starts the day after receipt: ``n`` working days after a case received on day D are the first
   ``n`` working days strictly after D;
-- a deadline ends at the end (23:59:59) of its last working day, Asia/Shanghai.
+- a deadline ends at the end (23:59:59) of its last working day, Asia/Shanghai;
+- office hours are 08:30–17:30 on working days: a case received outside them counts its same-day limit
+  (当场/当日, :meth:`WorkdayCalendar.end_of_receipt_day`) from the next working day's opening.
 
 An administrator loads an official schedule with ``qifu workdays import FILE`` (read by
 :mod:`engine.schedule_file`, written by :func:`import_schedule`; the engine's management service then
@@ -27,6 +31,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from sqlalchemy import Table, delete, func, insert, select, type_coerce
@@ -42,6 +47,7 @@ if TYPE_CHECKING:
     from .settings import EngineSettings
 
 FIXED_HOLIDAYS: frozenset[tuple[int, int]] = frozenset({(1, 1), (5, 1), (5, 2), (10, 1), (10, 2), (10, 3)})
+FIXED_HOLIDAY_NAMES = {1: "元旦", 5: "劳动节", 10: "国庆节"}
 MAX_WORKING_DAYS = 3660  # ten years of counting is a mistake, not a deadline
 MAX_NOTE_CHARS = 100  # the width of workday.note
 MIN_YEAR, MAX_YEAR = 2000, 2100  # years the calendar may hold
@@ -55,10 +61,14 @@ class CalendarSettings:
 
     count_from_next_day: bool = True
     end_of_day: time = time(23, 59, 59)
+    office_open: time = time(8, 30)
+    office_close: time = time(17, 30)
 
     @classmethod
     def from_settings(cls, settings: EngineSettings) -> CalendarSettings:
-        return cls(count_from_next_day=settings.count_from == "next_day", end_of_day=settings.deadline_end_of_day)
+        opens, closes = settings.office_hours
+        return cls(count_from_next_day=settings.count_from == "next_day", end_of_day=settings.deadline_end_of_day,
+                   office_open=opens, office_close=closes)
 
 
 @dataclass
@@ -81,9 +91,41 @@ def track_provisional() -> Iterator[_Tracker]:
         _tracker.reset(token)
 
 
+@lru_cache(maxsize=256)
+def statutory_holidays(year: int) -> dict[date, str]:
+    """The statutory holidays of ``year`` that can be computed in advance, by the holiday law in force since
+    2025 (《全国年节及纪念日放假办法》): 元旦 1 January; 春节 除夕 to 正月初三; 清明 (the day of the solar
+    term); 劳动节 1–2 May; 端午 五月初五; 中秋 八月十五; 国庆 1–3 October. Lunar dates and the solar term come
+    from ``lunar_python``. Not included, because only the State Council's notice fixes them: the days moved
+    next to a holiday and the make-up working days (调休)."""
+    from lunar_python import Lunar
+
+    def solar(lunar: Any) -> date:
+        s = lunar.getSolar()
+        return date(s.getYear(), s.getMonth(), s.getDay())
+
+    out: dict[date, str] = {date(year, m, d): FIXED_HOLIDAY_NAMES[m] for m, d in FIXED_HOLIDAYS}
+    new_year = solar(Lunar.fromYmd(year, 1, 1))
+    for offset in range(-1, 3):  # 除夕, 初一, 初二, 初三
+        out[new_year + timedelta(days=offset)] = "春节"
+    qingming = Lunar.fromYmd(year, 1, 1).getJieQiTable()["清明"]
+    out[date(qingming.getYear(), qingming.getMonth(), qingming.getDay())] = "清明节"
+    out[solar(Lunar.fromYmd(year, 5, 5))] = "端午节"
+    out[solar(Lunar.fromYmd(year, 8, 15))] = "中秋节"
+    return {day: name for day, name in out.items() if day.year == year}
+
+
+def fallback_holiday(day: date) -> str | None:
+    """The statutory holiday the fallback rule knows on ``day``, if any."""
+    if not MIN_YEAR <= day.year <= MAX_YEAR:
+        return FIXED_HOLIDAY_NAMES.get(day.month) if (day.month, day.day) in FIXED_HOLIDAYS else None
+    return statutory_holidays(day.year).get(day)
+
+
 def fallback_is_workday(day: date) -> bool:
-    """The documented rule for a year without an official schedule: Mon–Fri except fixed-date holidays."""
-    return day.weekday() < 5 and (day.month, day.day) not in FIXED_HOLIDAYS
+    """The documented rule for a year without an official schedule: Mon–Fri except the statutory holidays
+    computable in advance (:func:`statutory_holidays`)."""
+    return day.weekday() < 5 and fallback_holiday(day) is None
 
 
 class WorkdayCalendar:
@@ -153,6 +195,21 @@ class WorkdayCalendar:
         """End of the day of ``start`` if it is a working day, else end of the next working day."""
         local = to_utc(start).astimezone(SHANGHAI).date()
         return self.end_of(self.add_working_days(local, 0))
+
+    def receipt_day(self, received: datetime | str) -> date:
+        """The working day a case received at ``received`` counts as received on (RC-10): that day if it is a
+        working day and the office has not closed yet (before opening counts from that day's opening), else
+        the next working day, whose opening starts the count."""
+        local = to_utc(received).astimezone(SHANGHAI)
+        day = local.date()
+        if not (self.is_workday(day) and local.time() < self.settings.office_close):
+            day += timedelta(days=1)
+        return self.add_working_days(day, 0)
+
+    def end_of_receipt_day(self, received: datetime | str) -> datetime:
+        """The same-day limit (当场/当日, 不过夜) of a case received at ``received``: the end of its
+        :meth:`receipt_day` — a call at 23:30 is not overdue at midnight."""
+        return self.end_of(self.receipt_day(received))
 
     def working_days_between(self, start: date, end: date) -> int:
         """Working days in (start, end]; negative when end is before start."""
@@ -341,7 +398,11 @@ def month_view(session: Session, year: int, month: int, settings: CalendarSettin
     days, day = [], first
     while day <= last:
         row = rows.get(day)
-        days.append(DayInfo(day, cal.is_workday(day), row.note if row else None, row.source if row else None))
+        note = row.note if row else None
+        if row is None and year not in cal.official_years:
+            holiday = fallback_holiday(day)
+            note = f"{holiday}（暂定）" if holiday else None
+        days.append(DayInfo(day, cal.is_workday(day), note, row.source if row else None))
         day += timedelta(days=1)
     year_row = session.get(CalendarYear, year)
     return MonthView(year, month, year in cal.official_years, year_row.source if year_row else None, days)

@@ -19,6 +19,8 @@ Functions for diagrams (all deadlines come from the working-day calendar, see :m
 - ``now()`` — the engine clock, ISO 8601.
 - ``working_days_after(start, n)`` — end of the n-th working day after ``start`` (ISO).
 - ``end_of_working_day(start)`` — end of the working day on which ``start`` falls (or the next one).
+- ``end_of_receipt_day(received)`` — the same-day limit (当场/当日) of a case received then: the end of that
+  working day within office hours, else of the next working day (``QIFU_OFFICE_HOURS``, RC-10).
 - ``is_workday(day)`` — whether a date is a working day.
 """
 
@@ -306,11 +308,14 @@ def diagram_functions(now: Callable[[], datetime], calendar: Callable[[], Workda
     def end_of_working_day(start: Any = None) -> str:
         return calendar().end_of_working_day(to_utc(as_datetime(start)) if start else now()).isoformat()
 
+    def end_of_receipt_day(received: Any = None) -> str:
+        return calendar().end_of_receipt_day(to_utc(as_datetime(received)) if received else now()).isoformat()
+
     def is_workday(day: Any) -> bool:
         return calendar().is_workday(as_datetime(day).date())
 
     return {"now": now_iso, "working_days_after": working_days_after, "end_of_working_day": end_of_working_day,
-            "is_workday": is_workday}
+            "end_of_receipt_day": end_of_receipt_day, "is_workday": is_workday}
 
 
 def as_datetime(value: Any) -> datetime:

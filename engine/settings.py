@@ -72,6 +72,20 @@ def wall_time(text: str) -> time:
     return value
 
 
+def office_hours(text: str) -> tuple[time, time]:
+    """``HH:MM-HH:MM`` (Beijing time): when the office opens and closes on a working day."""
+    parts = text.strip().split("-")
+    if len(parts) != 2:
+        raise ValueError("应为 开始-结束，例如 08:30-17:30")
+    try:
+        opens, closes = (wall_time(p) for p in parts)
+    except ValueError:
+        raise ValueError("时刻应为 HH:MM（00:00–23:59），例如 08:30-17:30") from None
+    if not opens < closes:
+        raise ValueError(f"开始时间 {opens:%H:%M} 应早于结束时间 {closes:%H:%M}")
+    return opens, closes
+
+
 @dataclass(frozen=True)
 class EngineSettings:
     """What the engine needs to know of its surroundings."""
@@ -91,6 +105,10 @@ class EngineSettings:
                               choice("next_day", "same_day"))
     deadline_end_of_day: time = setting("QIFU_DEADLINE_END_OF_DAY", "23:59:59",
                                         "the Beijing wall time a deadline day ends at", wall_time)
+    office_hours: tuple[time, time] = setting(
+        "QIFU_OFFICE_HOURS", "08:30-17:30",
+        "office hours on a working day (Beijing time); a case received outside them counts its same-day "
+        "(当场/当日) limit from the next working day's opening", office_hours)
     expression_time_limit: float = setting("QIFU_EXPRESSION_TIME_LIMIT", "2",
                                            "CPU seconds one diagram expression or script may run", positive_float)
     max_step_tasks: int = setting("QIFU_MAX_STEP_TASKS", "5000",

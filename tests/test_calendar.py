@@ -31,7 +31,7 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "docs" / "examples" / "schedu
 # The 2027 schedule the scenarios import (the same days as docs/examples/schedule-2027.csv, kept here so the
 # tests do not change when the example is replaced by the real notice). What matters: 1–3 January off, so a
 # 5-working-day deadline from 2026-12-28 stays 2027-01-05; Spring Festival 5–13 February off with make-up
-# Sunday 31 January, so a 30-working-day deadline moves from 2027-02-09 (fallback) to 2027-02-16.
+# Sunday 31 January, so a 30-working-day deadline moves from 2027-02-11 (fallback: 除夕 to 初三 only) to 2027-02-16.
 SCHEDULE_2027 = """\
 # 2027 年部分节假日安排 (测试用)
 year=2027
@@ -177,11 +177,11 @@ def test_add_refuses_bad_input(db_url: str) -> None:
 
 @pytest.mark.req("WD-1")
 def test_fallback_rule() -> None:
-    """Mon–Fri except 1 Jan, 1–2 May, 1–3 Oct; lunar holidays are unknown, so counted as working days."""
+    """Mon–Fri except the statutory holidays computable in advance (fixed dates, lunar dates, 清明)."""
     assert not fallback_is_workday(date(2027, 1, 1))  # Friday, New Year
     assert not fallback_is_workday(date(2027, 1, 2))  # Saturday
     assert fallback_is_workday(date(2027, 1, 4))  # Monday
-    assert fallback_is_workday(date(2027, 2, 8))  # Monday in Spring Festival: unknown without the notice
+    assert not fallback_is_workday(date(2027, 2, 8))  # Monday, 初三 of the Spring Festival (lunar, RC-10)
     assert [fallback_is_workday(date(2027, 5, d)) for d in (1, 2, 3)] == [False, False, True]
     assert [fallback_is_workday(date(2027, 10, d)) for d in (1, 4)] == [False, True]
     assert not fallback_is_workday(date(2028, 5, 2))  # Tuesday, Labour Day (2 days since 2025)
@@ -277,14 +277,15 @@ def test_import_moves_open_provisional_deadlines_with_history(db_url: str, engin
     short, long = timer_of(engine, ids["WD-5"]), timer_of(engine, ids["WD-30"])
     assert short.provisional and long.provisional
     assert db_utc(short.due_at) == local_end("2027-01-05")
-    assert db_utc(long.due_at) == local_end("2027-02-09")  # the fallback knows nothing of Spring Festival
+    # the fallback knows the Spring Festival's statutory days (除夕 2-5 to 初三 2-8, RC-10), not the 调休
+    assert db_utc(long.due_at) == local_end("2027-02-11")
     task = task_of(engine, ids["WD-30"])
-    assert task.due_provisional and db_utc(task.due_at) == local_end("2027-02-09")
+    assert task.due_provisional and db_utc(task.due_at) == local_end("2027-02-11")
 
     result = qifu(db_url, "workdays", "import", str(write(tmp_path, SCHEDULE_2027)))
     assert result.exit_code == 0, result.output
     assert "期限调整 1 个" in result.output
-    assert "WD-30  deadline  2027-02-09 23:59:59 → 2027-02-16 23:59:59  (正式)" in result.output
+    assert "WD-30  deadline  2027-02-11 23:59:59 → 2027-02-16 23:59:59  (正式)" in result.output
     assert "WD-5  deadline  2027-01-05 23:59:59 不变  (暂定 → 正式)" in result.output
 
     short, long = timer_of(engine, ids["WD-5"]), timer_of(engine, ids["WD-30"])
@@ -299,7 +300,7 @@ def test_import_moves_open_provisional_deadlines_with_history(db_url: str, engin
         events = {e.instance_id: e for e in s.scalars(select(Event).where(Event.action == "deadline_recomputed"))}
         assert set(events) == {ids["WD-5"], ids["WD-30"]}
         details = json.loads(events[ids["WD-30"]].payload)["details"]
-        assert details["from"] == local_end("2027-02-09").isoformat()
+        assert details["from"] == local_end("2027-02-11").isoformat()
         assert details["to"] == local_end("2027-02-16").isoformat()
         assert details["was_provisional"] is True and details["provisional"] is False
         assert "2027" in details["reason"] and events[ids["WD-30"]].actor == "cli"
@@ -442,3 +443,61 @@ def test_show_month(db_url: str) -> None:
 
     for bad in ("2026-13", "2026/10", "October"):
         assert qifu(db_url, "workdays", "show", bad).exit_code == 2
+
+
+@pytest.mark.req("RC-10", "WD-1")
+def test_the_fallback_knows_the_statutory_holidays_computable_in_advance() -> None:
+    """春节 (除夕 to 初三, lunar), 清明 (the solar term), 端午 and 中秋 (lunar) besides the fixed dates; still no
+    调休, so a holiday on a weekend is just a weekend and every answer stays provisional."""
+    from engine.calendar import fallback_holiday
+
+    # 2027: 春节 2-6 (Saturday) — 除夕 Friday 2-5 and 初三 Monday 2-8 are rest days, 2-9 is worked
+    assert [fallback_is_workday(date(2027, 2, d)) for d in (4, 5, 8, 9)] == [True, False, False, True]
+    assert fallback_holiday(date(2027, 2, 5)) == "春节" and fallback_holiday(date(2027, 2, 9)) is None
+    assert not fallback_is_workday(date(2027, 4, 5))  # Monday, 清明 (the solar term falls on 4-5 in 2027)
+    assert not fallback_is_workday(date(2027, 6, 9))  # Wednesday, 端午 (五月初五)
+    assert not fallback_is_workday(date(2027, 9, 15))  # Wednesday, 中秋 (八月十五)
+    assert fallback_is_workday(date(2027, 9, 16))
+    assert fallback_holiday(date(2027, 9, 15)) == "中秋节"
+    # 2028: 春节 1-26 (Wednesday): 1-25 to 1-28; 清明 4-4; 端午 5-28 is a Sunday (no make-up day known)
+    assert [fallback_is_workday(date(2028, 1, d)) for d in (24, 25, 26, 27, 28, 31)] == [
+        True, False, False, False, False, True]
+    assert not fallback_is_workday(date(2028, 4, 4))
+    assert fallback_is_workday(date(2028, 5, 29))
+    cal = WorkdayCalendar({}, [], CalendarSettings())
+    with track_provisional() as tracker:
+        assert cal.add_working_days(date(2027, 2, 4), 3) == date(2027, 2, 11)
+    assert tracker.provisional and tracker.years == {2027}
+
+
+@pytest.mark.req("RC-10")
+def test_office_hours_move_the_same_day_limit_of_an_after_hours_receipt() -> None:
+    from engine.settings import EngineSettings, read
+
+    days = {date(2026, 9, 29): True, date(2026, 9, 30): True, date(2026, 10, 8): True,
+            **{date(2026, 10, d): False for d in range(1, 8)}}
+    cal = WorkdayCalendar(days, [2026], CalendarSettings())
+    assert cal.end_of_receipt_day("2026-09-29T23:30:00") == to_utc("2026-09-30T23:59:59")
+    assert cal.end_of_receipt_day("2026-09-30T17:29:59") == to_utc("2026-09-30T23:59:59")
+    assert cal.end_of_receipt_day("2026-09-30T17:30:00") == to_utc("2026-10-08T23:59:59")  # closing time
+    assert cal.end_of_receipt_day("2026-09-30T06:00:00") == to_utc("2026-09-30T23:59:59")  # before opening
+    assert cal.end_of_receipt_day("2026-10-03T10:00:00") == to_utc("2026-10-08T23:59:59")  # a holiday
+    # the working-day limits count from the day after receipt as before
+    assert cal.deadline("2026-09-29T23:30:00", 1) == to_utc("2026-09-30T23:59:59")
+    # configurable; a wrong value is refused naming the setting
+    evening = CalendarSettings.from_settings(read(EngineSettings, {"QIFU_OFFICE_HOURS": "09:00-21:00"}))
+    assert (evening.office_open, evening.office_close) == (time(9), time(21))
+    late = WorkdayCalendar(days, [2026], evening)
+    assert late.end_of_receipt_day("2026-09-30T20:00:00") == to_utc("2026-09-30T23:59:59")
+    for bad in ("17:30-08:30", "8:30", "上午", "08:30-25:00"):
+        with pytest.raises(QifuError, match="QIFU_OFFICE_HOURS"):
+            read(EngineSettings, {"QIFU_OFFICE_HOURS": bad})
+
+
+@pytest.mark.req("RC-10", "WD-1")
+def test_a_month_without_a_schedule_names_the_computed_holidays_as_provisional(db_url: str) -> None:
+    show = qifu(db_url, "workdays", "show", "2027-02")
+    assert show.exit_code == 0 and "暂定" in show.output, show.output
+    assert "02-05 周五 休 春节（暂定）" in show.output and "02-08 周一 休 春节（暂定）" in show.output
+    assert "02-09" not in show.output  # an ordinary working day again (only special days are listed)
+    assert qifu(db_url, "workdays", "add", "2027-02-04", "1").output.startswith("2027-02-09")  # over 除夕–初三

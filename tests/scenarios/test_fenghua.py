@@ -477,3 +477,18 @@ def test_centre_is_reminded_when_no_opinion_on_the_day_of_receipt(fh: ProcessEng
     case = case_row(fh, iid)
     assert (case.ledger_status, case.overdue) == ("handling", False)  # a reminder, not a carried case
     the_task(fh, iid, "Task_Contact")
+
+
+# --- RC-10: office hours ----------------------------------------------------------------------------------------
+@pytest.mark.req("RC-10", "FH-4", "WD-1")
+def test_a_case_received_after_office_hours_gets_the_next_working_day_for_its_same_day_opinion(
+        fh: ProcessEngine, clock: FixedClock) -> None:
+    """FH-4's "on the day of receipt" for a hotline call at 23:30 before National Day: the next working day."""
+    clock.set("2026-09-30T23:30:00")
+    iid = submit(fh, channel="hotline")
+    contact_task = the_task(fh, iid, "Task_Contact")
+    assert to_utc(contact_task.due_at) == end_of_day("2026-10-08")
+    clock.set("2026-10-01T00:00:00")
+    assert fh.management.run_due_timers() == 0
+    clock.set("2026-10-09T00:00:00")
+    assert fh.management.run_due_timers() == 1  # the reminder, one working day late

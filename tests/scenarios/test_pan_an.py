@@ -628,3 +628,41 @@ def test_complaints_go_straight_to_the_appeal_panel(pa: ProcessEngine) -> None:
     complete(pa, iid, "Task_Feedback", {"feedback": "投诉已处理"})
     (draw,) = rows(pa, RevisitDraw, iid)
     assert (draw.kind, draw.selected) == ("complaint", True)
+
+
+# --- RC-10: office hours and the provisional calendar ------------------------------------------------------------
+@pytest.mark.req("RC-10", "PA-6", "WD-1")
+def test_a_case_received_after_office_hours_counts_its_same_day_limit_from_the_next_opening(
+        pa: ProcessEngine, clock: FixedClock) -> None:
+    """不过夜 for a visit registered at 23:30: the limit is the end of the next working day, not midnight."""
+    clock.set("2026-09-29T23:30:00")  # Tuesday night, after 17:30
+    iid = submit(pa)
+    classify(pa, iid, "simple")
+    assert utc(the_task(pa, iid, "Task_AnswerOnSpot").due_at) == end_of_day("2026-09-30")
+    clock.set("2026-09-30T00:00:00")
+    assert pa.management.run_due_timers() == 0  # not overdue at midnight
+    # the last working day before National Day, after closing: the next opening is Thursday 10-08
+    clock.set("2026-09-30T17:30:00")
+    late = submit(pa)
+    classify(pa, late, "simple")
+    assert utc(the_task(pa, late, "Task_AnswerOnSpot").due_at) == end_of_day("2026-10-08")
+    # within office hours (and before opening) it is the same day, as before
+    clock.set("2026-09-30T07:45:00")
+    early = submit(pa)
+    classify(pa, early, "simple")
+    assert utc(the_task(pa, early, "Task_AnswerOnSpot").due_at) == end_of_day("2026-09-30")
+
+
+@pytest.mark.req("RC-10", "WD-1", "PA-6")
+def test_a_deadline_in_a_year_without_a_schedule_skips_the_spring_festival_and_stays_provisional(
+        pa: ProcessEngine, clock: FixedClock) -> None:
+    """2027 has no official schedule loaded: the fallback knows 春节 (除夕 2-5 to 初三 2-8) from the lunar
+    calendar, and the deadline is flagged 暂定 because the 调休 is unknown."""
+    clock.set("2027-02-04T10:00:00")  # Thursday before the Spring Festival
+    iid = submit(pa)
+    classify(pa, iid, "complex")
+    assess = the_task(pa, iid, "Task_AgencyAssess")
+    assert utc(assess.due_at) == end_of_day("2027-02-11")  # 2-9, 2-10, 2-11: 2-5 and 2-8 are holidays
+    assert assess.due_provisional is True
+    (timer,) = [t for t in timers(pa, iid) if t.status == "waiting"]
+    assert timer.provisional is True

@@ -32,7 +32,8 @@ from engine.schedule_file import import_source, read_schedule_file
 from . import main, pass_state, reports_errors
 
 WEEKDAYS = "一二三四五六日"
-FALLBACK_RULE = "周一至周五上班，1月1日、5月1–2日、10月1–3日休息；春节等农历节日与调休未知"
+FALLBACK_RULE = ("周一至周五上班，法定节假日休息（1月1日、5月1–2日、10月1–3日，按农历和节气推算的春节除夕至初三、"
+                 "清明、端午、中秋）；调休未知")
 DAY_KINDS = {"work": True, "班": True, "rest": False, "休": False}
 
 
@@ -110,7 +111,7 @@ def show(state, month: str) -> None:
         if d.note or d.source == "admin" or weekend == d.is_workday:
             note = d.note or ("调休上班" if d.is_workday else "放假" if not weekend else "")
             if not view.official and d.source is None and not d.is_workday and not weekend:
-                note = "法定节假日 (备用规则)"
+                note = d.note or "法定节假日 (备用规则)"
             admin = " [管理员设置]" if d.source == "admin" else ""
             lines.append(f"  {d.day:%m-%d} 周{WEEKDAYS[d.day.weekday()]} {'班' if d.is_workday else '休'}"
                          f" {note}{admin}".rstrip())
