@@ -1,5 +1,5 @@
-"""A unit's notices in the app (通知): what the outbox holds for the user's unit about its open cases — a
-supervisor's 催办, a transfer, a deadline reminder — and the region's published 简报.
+"""A unit's notices in the app (通知): what the outbox holds for the user's unit (or the user's roles) about the
+unit's open cases — a supervisor's 催办, a deadline reminder to 中心工作人员 — and the region's published 简报.
 
 The outbox rows are found through the unit's open cases (accepted by it, or transferred/joint-reviewed to it:
 ``ix_enterprise_case_region_open`` and ``ix_case_unit_unit_case``) and ``outbox.instance_id``, newest first,
@@ -38,7 +38,10 @@ class PublishedBriefing:
     summary: str
 
 
-def unit_notices(session: Session, unit: str | None, region: str | None) -> list[Notice]:
+def unit_notices(session: Session, unit: str | None, region: str | None,
+                 roles: frozenset[str] = frozenset()) -> list[Notice]:
+    """The newest notices to ``unit`` or to one of ``roles`` (a diagram may notify a role) about the unit's
+    open cases."""
     if not unit:
         return []
     ec = EnterpriseCase
@@ -48,7 +51,7 @@ def unit_notices(session: Session, unit: str | None, region: str | None) -> list
         select(ec.instance_id).join(CaseUnit, CaseUnit.case_id == ec.id).where(CaseUnit.unit_code == unit, open_))
     rows = session.execute(
         select(Outbox.created_at, Outbox.template, Outbox.business_key, Outbox.body)
-        .where(Outbox.instance_id.in_(select(cases.subquery().c[0])), Outbox.recipient == unit)
+        .where(Outbox.instance_id.in_(select(cases.subquery().c[0])), Outbox.recipient.in_(sorted({unit, *roles})))
         .order_by(Outbox.created_at.desc(), Outbox.id.desc()).limit(LIMIT))
     return [Notice(at, TEMPLATE_NAMES.get(template or "", "通知"), key, body) for at, template, key, body in rows]
 

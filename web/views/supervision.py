@@ -406,6 +406,6 @@ def notices() -> str:
     from ..read.notices import LIMIT, published_briefings, unit_notices
 
     with engine().read() as session:
-        found = unit_notices(session, current_user.unit, current_user.region)
+        found = unit_notices(session, current_user.unit, current_user.region, frozenset(current_user.roles))
         briefings = published_briefings(session, current_user.region)
     return render_template("supervision/notices.html", notices=found, briefings=briefings, limit=LIMIT)
