@@ -200,6 +200,21 @@ class Timer(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
 
 
+class SignalWait(Base):
+    """A catch event waiting for a signal (Camunda's event subscription): what a broadcast finds its cases by.
+
+    A row exists while its event waits; the step that stops the wait deletes it (see :mod:`engine.signals`).
+    """
+
+    __tablename__ = "signal_wait"
+    __table_args__ = (Index("ix_signal_wait_name", "name", "instance_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("instance.id", ondelete="CASCADE"), index=True)
+    task_guid: Mapped[str] = mapped_column(String(36))
+    name: Mapped[str] = mapped_column(String(200))
+
+
 class Incident(Base):
     """A timer firing or a queued job that used up its retries (Camunda's incident): shown to administrators
     until retried successfully or resolved, so no deadline is ever dropped silently."""

@@ -40,7 +40,6 @@ from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import SignalEv
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
-from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent, ThrowingEvent
 from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
 from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import MultiInstanceTask, StandardLoopTask
 from SpiffWorkflow.camunda.specs.user_task import UserTask
@@ -316,11 +315,8 @@ def _check_event_expressions(parsed: ParsedDiagram) -> None:
 
 
 def _check_waits_can_end(parsed: ParsedDiagram) -> None:
-    """Refuse events that would wait forever: nothing outside the case starts it by a message or a signal, or
-    broadcasts signals (messages from outside are delivered: :meth:`engine.runtime.RuntimeService.correlate_message`)."""
-    specs = [parsed.spec, *parsed.subprocess_specs.values()]
-    thrown = {d.name for spec in specs for t in spec.task_specs.values() if isinstance(t, ThrowingEvent)
-              for d in _event_definitions(t) if isinstance(d, SignalEventDefinition)}
+    """Refuse start events nothing could trigger: a case starts by :meth:`engine.runtime.RuntimeService.start`,
+    never by a message or a signal (messages and signals from outside reach cases that wait for them)."""
     for task_spec in parsed.spec.task_specs.values():
         if isinstance(task_spec, StartEvent):
             for definition in _event_definitions(task_spec):
@@ -330,15 +326,6 @@ def _check_waits_can_end(parsed: ParsedDiagram) -> None:
                         f"暂不支持{kind}开始事件：案件由立案（runtime.start）启动，没有任何{kind}会启动它 "
                         f"(a {'message' if kind == '消息' else 'signal'} start event is not supported)",
                         element=_where(task_spec))
-    for spec in specs:
-        for task_spec in spec.task_specs.values():
-            if not isinstance(task_spec, CatchingEvent):
-                continue
-            for definition in _event_definitions(task_spec):
-                if isinstance(definition, SignalEventDefinition) and definition.name not in thrown:
-                    raise DeploymentError(
-                        f"信号 {definition.name} 在本流程中没有抛出者，而 Qifu 暂不能从外部广播信号：该事件将永远等待 "
-                        "(a signal nothing in the process throws)", element=_where(task_spec))
 
 
 def _validation_error(exc: ValidationException) -> DeploymentError:

@@ -10,23 +10,24 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
+from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import SignalEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from . import history, instance_rows
+from . import history, instance_rows, signals
 from .bpmn import QifuMessageEventDefinition
 from .codec import jsonable
 from .db import Database
-from .errors import ConflictError, NotCorrelatedError, NotFoundError
+from .errors import ConflictError, NotCorrelatedError, NotFoundError, QifuError
 from .forms import form_fields, validate_form
 from .migration import MigrationPlan, MigrationService
 from .models import Deployment, Instance
@@ -35,6 +36,15 @@ from .state import load_state
 from .step import Stepper, StepResult
 
 Also = Callable[[Session, StepResult], None]
+
+
+@dataclass
+class SignalBroadcast:
+    """What a broadcast did: the steps of the cases that caught the signal, and the cases whose step failed."""
+
+    signal: str
+    delivered: list[StepResult] = field(default_factory=list)
+    failed: list[tuple[int, QifuError]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -186,6 +196,54 @@ class RuntimeService:
             if also is not None:
                 also(session, result)
             return result
+
+    def broadcast_signal(self, name: str, data: dict[str, Any] | None = None, *,
+                         actor: str | None = None) -> SignalBroadcast:
+        """Broadcast the signal ``name`` from outside to every case waiting for it: one step per case.
+
+        The cases are found by ``signal_wait`` (:mod:`engine.signals`, one index range, a page at a time), each is
+        a step of its own (every event of it waiting for that signal catches it; ``data`` become case variables),
+        so a case whose step fails keeps its state and is reported in ``failed`` while the others proceed. No
+        case waiting for the signal is :class:`NotCorrelatedError`; nothing changes then.
+        """
+        data = dict(data or {})
+        jsonable(data)
+        outcome = SignalBroadcast(name)
+        after, found = 0, False
+        while True:
+            with self.db.read() as session:
+                page = signals.waiting_instances(session, name, after, self._SIGNAL_PAGE)
+            if not page:
+                break
+            found = True
+            after = page[-1]
+            for instance_id in page:
+                try:
+                    result = self._signal_case(instance_id, name, data, actor)
+                except QifuError as exc:
+                    outcome.failed.append((instance_id, exc))
+                    continue
+                if result is not None:
+                    outcome.delivered.append(result)
+        if not found:
+            raise NotCorrelatedError(f"信号 {name} 无法广播：没有案件在等待该信号", signal_name=name)
+        return outcome
+
+    _SIGNAL_PAGE = 100
+
+    def _signal_case(self, instance_id: int, name: str, data: dict[str, Any], actor: str | None) -> StepResult | None:
+        with self.stepper.transaction() as session:
+            instance, workflow = self.stepper.load(session, instance_id)
+            event = BpmnEvent(SignalEventDefinition(name), payload=dict(data))
+            if instance.status != "running" or not any(
+                    t.task_spec.catches(t, event) for t in workflow.event_manager.tasks.values()):
+                return None  # it stopped waiting since the page was read
+
+            def act(wf: BpmnWorkflow, completed: list[Any]) -> None:
+                wf.catch(event)
+
+            return self.stepper.run(session, instance, workflow, self.clock.now(), actor, "signal_received", act,
+                                    details={"signal": name, "data": data}, process_key=workflow.spec.name)
 
     def record_event(self, instance_id: int, action: str, *, actor: str | None,
                      details: dict[str, Any] | None = None, also: Callable[[Session], None] | None = None) -> None:

@@ -2,8 +2,8 @@
 
     read and lock the instance row → get the workflow (the live object this process kept after the
     previous step if the row still has that step's version and history hash, else built from the row and
-    the cached spec) → act → do_engine_steps() → write the task and timer rows that changed and one history
-    event → save state — all in ONE database transaction.
+    the cached spec) → act → do_engine_steps() → write the task, timer and signal-wait rows that changed and
+    one history event → save state — all in ONE database transaction.
 
 The runtime (start, complete), the management service (timers) and the task service (claims) each decide
 *what* a step does; this module is *how* it is done, once. The instance row's version column makes
@@ -32,7 +32,7 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from . import codec, history, instance_rows, jobs, task_rows
+from . import codec, history, instance_rows, jobs, signals, task_rows
 from .bpmn import ExternalServiceTask
 from .calendar import CalendarSettings, WorkdayCalendar, load_calendar, track_provisional
 from .clock import Clock
@@ -226,9 +226,11 @@ class Stepper:
         timers_before = jobs.waiting_timers(workflow)
         if fired_timer is not None:
             timers_before.pop(fired_timer, None)  # its row has just been claimed as fired
+        signals_before = signals.waits(workflow)
         if self.cache.verify:
             task_rows.check_rows(session, instance.id, tasks_before)
             jobs.check_rows(session, instance.id, timers_before)
+            signals.check_rows(session, instance.id, signals_before)
         completed: list[Any] = []
         guard = StepGuard(engine.limits, completed)  # bounds the tasks and the time of this step's engine work
         try:
@@ -252,6 +254,7 @@ class Stepper:
         opened, closed = task_rows.sync_open_tasks(session, instance.id, tasks_before, ready, now, engine.evaluate,
                                                    completed=done, actor=actor)
         scheduled, cancelled, moved = jobs.sync_timers(session, instance.id, timers_before, workflow, now)
+        signals.sync(session, instance.id, signals_before, workflow)
         if moved:
             task_rows.refresh_due(session, ready)
         if opened or closed or moved:

@@ -1,4 +1,5 @@
-"""Messages from outside: runtime.correlate_message delivers a message to the case waiting for it, in one step,
+"""Messages and signals from outside: runtime.correlate_message delivers a message to the case waiting for it (and
+runtime.broadcast_signal a signal to every case waiting for it), one step per case,
 and refuses — with a structured error and no change — when no case waits for it."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from engine.errors import NotCorrelatedError
-from engine.models import HumanTask, Instance, Timer
+from engine.models import HumanTask, Instance, SignalWait, Timer
 from engine.process_engine import ProcessEngine
 
 DIAGRAMS = Path(__file__).parent / "conformance" / "diagrams"
@@ -89,3 +90,55 @@ def test_a_message_to_an_ended_case_is_refused(engine: ProcessEngine) -> None:
     engine.runtime.correlate_message("withdraw", "MSG-5")
     with pytest.raises(NotCorrelatedError, match="已结束"):
         engine.runtime.correlate_message("materials", "MSG-5")
+
+
+# --- signals from outside --------------------------------------------------------------------------------
+def _signal_rows(engine: ProcessEngine) -> list[tuple[int, str]]:
+    with engine.read() as session:
+        return sorted(session.execute(select(SignalWait.instance_id, SignalWait.name)).tuples())
+
+
+def test_a_broadcast_reaches_every_case_waiting_for_the_signal_one_step_each(engine: ProcessEngine) -> None:
+    _deploy(engine, "c_signal_from_outside")
+    ids = [engine.runtime.start("c_signal_from_outside", f"SIG-{n}", {}).instance_id for n in range(3)]
+    assert _signal_rows(engine) == [(i, "go") for i in ids]
+    outcome = engine.runtime.broadcast_signal("go", {"batch": "2026-10"}, actor="operator")
+    assert sorted(r.instance_id for r in outcome.delivered) == ids and outcome.failed == []
+    assert _signal_rows(engine) == [(i, "notice") for i in ids]  # each now waits at the task's boundary event
+    for iid in ids:
+        event = engine.history.events(iid)[-1]
+        assert (event.action, event.actor, event.details["signal"]) == ("signal_received", "operator", "go")
+    assert engine.runtime.instance("SIG-0").data["batch"] == "2026-10"
+
+
+def test_a_broadcast_nobody_waits_for_is_refused(engine: ProcessEngine) -> None:
+    _deploy(engine, "c_signal_from_outside")
+    engine.runtime.start("c_signal_from_outside", "SIG-9", {})
+    before = _version(engine, "SIG-9")
+    with pytest.raises(NotCorrelatedError) as refused:
+        engine.runtime.broadcast_signal("notice")
+    assert refused.value.to_dict()["details"] == {"signal_name": "notice"}
+    assert _version(engine, "SIG-9") == before
+
+
+def test_a_finished_wait_leaves_no_row(engine: ProcessEngine) -> None:
+    _deploy(engine, "c_signal_from_outside")
+    engine.runtime.start("c_signal_from_outside", "SIG-10", {})
+    engine.runtime.broadcast_signal("go")
+    with engine.read() as session:
+        guid = session.scalar(select(HumanTask.task_guid).where(HumanTask.spec_id == "Work"))
+    engine.runtime.complete_task(guid, {"done": True})  # the boundary event stops waiting with its task
+    assert _signal_rows(engine) == []
+
+
+def test_verify_mode_notices_signal_rows_that_do_not_mirror_the_case(engine: ProcessEngine) -> None:
+    from sqlalchemy import delete
+
+    _deploy(engine, "c_signal_from_outside")
+    engine.runtime.start("c_signal_from_outside", "SIG-11", {})
+    engine.runtime.broadcast_signal("go")
+    with engine.session() as session:
+        session.execute(delete(SignalWait))
+        guid = session.scalar(select(HumanTask.task_guid).where(HumanTask.spec_id == "Work"))
+    with pytest.raises(AssertionError, match="signal_wait rows"):
+        engine.runtime.complete_task(guid, {"done": True})

@@ -13,6 +13,8 @@ A script is a list of actions, played the same on both sides:
 - ``("message", name, result_variable)`` — deliver the message ``name`` from outside without variables (Qifu:
   ``runtime.correlate_message``; the reference: ``workflow.catch`` of a Camunda message event whose result
   variable is the catching event's ``camunda:resultVariable``, as a thrown message's would be);
+- ``("signal", name)`` — broadcast the signal ``name`` from outside without data (Qifu:
+  ``runtime.broadcast_signal``; the reference: ``workflow.catch`` of a signal event);
 - ``("wait", {"hours": 2})`` — move the clock; Qifu's timer executor fires what is due, the reference
   refreshes its timers.
 
@@ -35,6 +37,7 @@ from lxml import etree
 from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
 from SpiffWorkflow.bpmn.parser.BpmnParser import full_tag
 from SpiffWorkflow.bpmn.specs.event_definitions import timer as spiff_timer
+from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import SignalEventDefinition
 from SpiffWorkflow.camunda.parser.CamundaParser import CamundaParser
 from SpiffWorkflow.camunda.specs.event_definitions import (
     MessageEventDefinition as CamundaMessageEventDefinition,
@@ -172,6 +175,8 @@ def run_reference(content: bytes, process_key: str, data: dict[str, Any], script
                     else:
                         payload = {}
                     workflow.catch(BpmnEvent(kind(name), payload=payload))
+            elif action[0] == "signal":
+                workflow.catch(BpmnEvent(SignalEventDefinition(action[1]), payload={}))
             elif action[0] == "wait":
                 clock.advance(**action[1])
                 workflow.refresh_timers()
@@ -209,6 +214,8 @@ def run_qifu(engine: ProcessEngine, content: bytes, process_key: str, business_k
                 engine.runtime.complete_task(guids[0], values)
         elif action[0] == "message":
             engine.runtime.correlate_message(action[1], business_key, {})
+        elif action[0] == "signal":
+            assert engine.runtime.broadcast_signal(action[1], {}).delivered
         elif action[0] == "wait":
             engine.clock.advance(**action[1])  # type: ignore[attr-defined]
             engine.management.run_due_timers()

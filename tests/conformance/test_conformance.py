@@ -97,6 +97,13 @@ def test_messages_from_outside(db_url: str, withdrawn: bool) -> None:
     assert ("Review" in out.completed) != withdrawn
 
 
+def test_signals_from_outside(db_url: str) -> None:
+    """A non-interrupting signal boundary event fires once, as in SpiffWorkflow (Camunda keeps it armed)."""
+    script = [("signal", "go"), ("signal", "notice"), ("complete", "Work", {"done": True})]
+    out = conform(db_url, "c_signal_from_outside", "c_signal_from_outside", script)
+    assert out.finished and out.completed.count("Noted") == 1 and out.data["done"] is True
+
+
 def test_intermediate_timer(db_url: str) -> None:
     out = conform(db_url, "c_timer_intermediate", "c_timer_intermediate", [("wait", {"hours": 2}),
                                                                             ("wait", {"hours": 2})])

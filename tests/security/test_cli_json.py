@@ -86,6 +86,9 @@ COMMANDS: dict[str, Args] = {
     "message send": Args(lambda e: ["message", "send", "materials", "CLI-MSG-1", "--data", '{"pages": 3}'],
                          lambda e: ["message", "send", "withdraw", "CLI-MSG-1"],
                          lambda d: d["business_key"] == "CLI-MSG-1" and d["sent"] == "materials" and d["opened"]),
+    "signal send": Args(lambda e: ["signal", "send", "go", "--data", '{"batch": 1}'],
+                        lambda e: ["signal", "send", "nobody-waits"],
+                        lambda d: d["sent"] == "go" and d["delivered"] == ["CLI-SIG-1"] and d["failed"] == []),
     "task list": Args(lambda e: ["task", "list", "--group", "综合受理板块"], lambda e: ["task", "list", "--mine"],
                       lambda d: [t["task"] for t in d] == [d[0]["task"]] and d[0]["element"] == "Task_Classify"),
     "task complete": Args(lambda e: ["task", "complete", e.task, "--data", CLASSIFY],
@@ -105,7 +108,7 @@ COMMANDS: dict[str, Args] = {
                                lambda e: ["workdays", "recompute", "--all", "now"],
                                lambda d: d["failures"] == []),
     "audit verify": Args(lambda e: ["audit", "verify"], lambda e: ["audit", "verify", "everything"],
-                         lambda d: d["ok"] is True and d["problems"] == [] and d["checked"] == 2),  # with CLI-MSG-1
+                         lambda d: d["ok"] is True and d["problems"] == [] and d["checked"] == 3),  # with CLI-MSG-1, CLI-SIG-1
     "audit export": Args(lambda e: ["audit", "export", "--format", "xes", "--output", str(e.tmp / "log.xes")],
                          lambda e: ["audit", "export", "--format", "csv", "--from", "2026-13-01",
                                     "--output", str(e.tmp / "log.csv")],
@@ -248,6 +251,9 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
     engine.deploy((ROOT / "tests" / "conformance" / "diagrams" / "c_message_from_outside.bpmn").read_bytes(),
                   filename="c_message_from_outside.bpmn")
     engine.runtime.start("c_message_from_outside", "CLI-MSG-1", {})
+    engine.deploy((ROOT / "tests" / "conformance" / "diagrams" / "c_signal_from_outside.bpmn").read_bytes(),
+                  filename="c_signal_from_outside.bpmn")
+    engine.runtime.start("c_signal_from_outside", "CLI-SIG-1", {})  # waiting for the signal go
     _release(url)
     return path, case.business_key, task
 
