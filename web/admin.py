@@ -42,6 +42,7 @@ KINDS: dict[str, str] = {
     "api_client_created": "新建接口客户端", "api_client_revoked": "停用接口客户端",
     "calendar_day": "修改工作日历", "calendar_import": "导入官方作息安排", "deadlines_recomputed": "重新计算期限",
     "briefing_published": "发布月度简报",  # by a supervisor (web/publishing.py), logged here with who and when
+    "typical_case": "标记典型案例",  # a supervisor's pick for the 简报 (web/typical.py)
 }
 # The roles of docs/domain.md (candidate groups of the two diagrams) and the system's own; a site's N panels
 # are typed in as further roles.

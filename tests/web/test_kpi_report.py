@@ -129,7 +129,8 @@ def test_supervisor_sends_a_reminder_from_the_overdue_board(client: FlaskClient,
 
 
 # --- the 简报 document ----------------------------------------------------------------------------------------
-SECTIONS = ("一、基本情况", "二、办理情况", "三、回访与满意度", "四、超期与挂账", "五、督办与问责", "六、热点问题")
+SECTIONS = ("一、基本情况", "二、办理情况", "三、回访与满意度", "四、超期与挂账", "五、督办与问责", "六、热点问题",
+            "七、典型案例")
 
 
 @pytest.mark.req("FH-10")
@@ -304,3 +305,31 @@ def test_the_unit_sees_the_reminder_and_the_published_briefing_in_its_notices(
     pa2 = client.application.test_client()
     login(pa2, "pa2_accept")  # 冷水镇站: not its case
     assert b not in page(pa2, "/supervision/notices")
+
+
+@pytest.mark.req("FH-10")
+def test_supervisor_marks_typical_cases_for_the_briefing(client: FlaskClient, world: dict[str, str]) -> None:  # noqa: F811
+    login(client, "fh_super")
+    html = page(client, "/supervision/report?month=2026-10")
+    assert "<h2>七、典型案例</h2>" in html and "本月未标记典型案例" in html
+    token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+    def mark(key: str, note: str):
+        return client.post("/supervision/report/typical", data={"csrf_token": token, "month": "2026-10",
+                                                                "business_key": key, "note": note})
+
+    assert mark(world["T"], "承办单位超期未答复，已催办").status_code == 302
+    assert mark(world["Q"], "热线电话当场答复，企业满意").status_code == 302
+    html = page(client, "/supervision/report?month=2026-10")
+    section = html[html.index("七、典型案例"):]
+    assert section.index(world["T"]) < section.index(world["Q"]) and "已催办" in section and "区住建局" not in section
+    assert mark(world["T"], "取消").status_code == 302
+    section = page(client, "/supervision/report?month=2026-10")
+    assert world["T"] not in section[section.index("七、典型案例"):] and world["Q"] in section
+    assert world["Q"] not in page(client, "/supervision/report?month=2026-09").split("七、典型案例")[1]
+    for key, note, word in ((world["A"], "磐安的案件", "不在本区域"), ("FH-NOPE", "x", "不存在"), (world["Q"], "", "说明")):
+        response = mark(key, note)
+        assert response.status_code == 400 and word in response.get_data(as_text=True), key
+    bad = client.post("/supervision/report/typical", data={"csrf_token": token, "month": "2026-13",
+                                                            "business_key": world["Q"], "note": "x"})
+    assert bad.status_code == 400

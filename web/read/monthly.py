@@ -9,7 +9,7 @@ and the PDF render the same :class:`MonthlyReport` with ``report/monthly.html``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -22,7 +22,8 @@ from handlers.models import CaseUnit, Category, Channel, EnterpriseCase, OrgUnit
 from .kpi import KpiReport, Period, UnitKpi, kpis, parse_period
 from .overdue import HANDLING_ROLES, responsible_of
 
-SECTIONS = ("一、基本情况", "二、办理情况", "三、回访与满意度", "四、超期与挂账", "五、督办与问责", "六、热点问题")
+SECTIONS = ("一、基本情况", "二、办理情况", "三、回访与满意度", "四、超期与挂账", "五、督办与问责", "六、热点问题",
+            "七、典型案例")
 REGION_NAMES = {"pan_an": "磐安县", "fenghua": "奉化区"}
 CARRIED_LIMIT = 100
 TOP = 10
@@ -70,6 +71,7 @@ class MonthlyReport:
     supervised_units: list[UnitKpi]
     hot_enterprises: list[HotEnterprise]
     generated_at: datetime
+    typical: list[Any] = field(default_factory=list)  # web.typical.TypicalCase, marked by a supervisor
 
     @property
     def region_name(self) -> str:
@@ -99,13 +101,20 @@ class MonthlyReport:
                 "kpi": self.kpi.to_dict(), "ranking": [r.unit for r in self.ranking],
                 "carried_total": self.carried_total,
                 "carried": [{**vars(c), "received_at": c.received_at.isoformat()} for c in self.carried],
-                "hot_enterprises": [vars(h) for h in self.hot_enterprises]}
+                "hot_enterprises": [vars(h) for h in self.hot_enterprises],
+                "typical": [vars(t) for t in self.typical]}
 
 
 def _shift(month: str, months: int) -> str:
     year, mon = (int(x) for x in month.split("-"))
     index = year * 12 + mon - 1 + months
     return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+def typical_cases(session: Session, region: str | None, month: str) -> list[Any]:
+    from ..typical import typical_cases as marked
+
+    return marked(session, region, month)
 
 
 def monthly_report(session: Session, month: str, region: str | None = None,
@@ -162,4 +171,5 @@ def monthly_report(session: Session, month: str, region: str | None = None,
         by_category=counts(ec.category, Category, "未分类"), by_channel=counts(ec.channel, Channel, "未登记渠道"),
         ranking=ranking, carried=carried, carried_total=carried_total,
         supervised_units=[r for r in report.rows if r.reminders or r.supervisions or r.accountability],
-        hot_enterprises=[HotEnterprise(n, c, n not in seen_before) for n, c in hot], generated_at=now)
+        hot_enterprises=[HotEnterprise(n, c, n not in seen_before) for n, c in hot], generated_at=now,
+        typical=typical_cases(session, region, period.text))

@@ -312,7 +312,12 @@ def report() -> Any:
         '<form method="post" action="{publish}" id="publish">'
         '<input type="hidden" name="csrf_token" value="{token}"><input type="hidden" name="month" value="{month}">'
         '<button type="submit">发布简报（通知各成员单位{zfb}）</button> {state}</form>'
-    ).format(action=url_for("supervision.report"), month=escape(doc.month),
+        '<form method="post" action="{typical}" id="typical-form">'
+        '<input type="hidden" name="csrf_token" value="{token}"><input type="hidden" name="month" value="{month}">'
+        '典型案例：业务编号 <input name="business_key" size="20" maxlength="40"> 说明 '
+        '<input name="note" size="40" maxlength="300" placeholder="典型意义（填“取消”撤销）"> '
+        '<button type="submit">标记</button></form>'
+    ).format(typical=url_for("supervision.mark_typical"),action=url_for("supervision.report"), month=escape(doc.month),
              pdf=url_for("supervision.report", month=doc.month, format="pdf"), back=url_for("supervision.ledger"),
              publish=url_for("supervision.publish"), token=generate_csrf(),
              zfb="及区委作风办" if doc.region == "fenghua" else "",
@@ -321,6 +326,22 @@ def report() -> Any:
                      at=p.at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M"), who=p.sender or p.actor, n=len(p.units))
                  for p in done) or "尚未发布")
     return render_html(doc, toolbar=toolbar)
+
+
+@bp.post("/report/typical")
+def mark_typical() -> Any:
+    """标记典型案例 for the month's 简报 (logged with who and when)."""
+    from ..typical import mark
+
+    month = (request.form.get("month") or "").strip()
+    try:
+        mark(engine(), request.form.get("business_key") or "", month=month, note=request.form.get("note") or "",
+             region=current_user.region, where=visible_cases(current_user), username=current_user.username,
+             sender=current_user.display_name, now=now())
+    except QifuError as exc:
+        return _bad_request(exc.message)
+    flash("已更新本月典型案例")
+    return redirect(url_for("supervision.report", month=month))
 
 
 @bp.post("/report/publish")
