@@ -86,7 +86,26 @@ def test_report_monthly_cli(month, tmp_path, monkeypatch) -> None:
         assert error["error"] == "error" and error["message"]
         if field:
             assert field in json.dumps(error)
+    from web.pdf import find_chromium
+
+    if find_chromium() is not None:
+        pdf = tmp_path / "brief.pdf"
+        made = CliRunner().invoke(main, ["report", "monthly", "--month", "2026-08", "--format", "pdf", "-o", str(pdf)])
+        assert made.exit_code == 0 and "已生成" in made.output, made.output
+        assert unicodedata.normalize("NFKC", "七、典型案例") in _text(pdf.read_bytes())
     plain = CliRunner().invoke(main, ["report", "monthly", "--month", "2026/08"])
     assert plain.exit_code == 2 and "YYYY-MM" in plain.output
     kpi = CliRunner().invoke(main, ["--json", "report", "kpi", "--period", "2026-Q3"])
     assert kpi.exit_code == 0 and json.loads(kpi.output)["total"]["received"] == 40
+
+
+def test_pdf_without_chromium_is_a_chinese_error(monkeypatch) -> None:
+    from engine.errors import QifuError
+    from web import pdf
+
+    with pytest.raises(QifuError, match="未找到 Chromium"):
+        pdf.html_to_pdf("<p>简报</p>", chromium="/nonexistent/chromium")
+    monkeypatch.setattr(pdf, "CANDIDATES", ("/nonexistent/chromium",))
+    assert pdf.find_chromium() is None
+    with pytest.raises(QifuError, match="apt-get install chromium fonts-noto-cjk"):
+        pdf.html_to_pdf("<p>简报</p>")

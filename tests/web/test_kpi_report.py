@@ -333,3 +333,13 @@ def test_supervisor_marks_typical_cases_for_the_briefing(client: FlaskClient, wo
     bad = client.post("/supervision/report/typical", data={"csrf_token": token, "month": "2026-13",
                                                             "business_key": world["Q"], "note": "x"})
     assert bad.status_code == 400
+
+
+def test_pdf_page_without_chromium_answers_a_chinese_503(client: FlaskClient, monkeypatch) -> None:
+    from web import pdf
+
+    monkeypatch.setattr(pdf, "CANDIDATES", ("/nonexistent/chromium",))
+    login(client, "fh_super")
+    response = client.get("/supervision/report?month=2026-09&format=pdf")
+    assert response.status_code == 503 and "未找到 Chromium" in response.get_data(as_text=True)
+    assert client.get("/supervision/report?month=2026-09").status_code == 200  # HTML still works
