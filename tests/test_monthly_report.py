@@ -95,6 +95,16 @@ def test_report_monthly_cli(month, tmp_path, monkeypatch) -> None:
         assert unicodedata.normalize("NFKC", "七、典型案例") in _text(pdf.read_bytes())
     plain = CliRunner().invoke(main, ["report", "monthly", "--month", "2026/08"])
     assert plain.exit_code == 2 and "YYYY-MM" in plain.output
+    xlsx = tmp_path / "year.xlsx"
+    year = CliRunner().invoke(main, ["--json", "report", "assessment", "--year", "2026", "--region", "pan_an",
+                                     "--xlsx", str(xlsx)])
+    assert year.exit_code == 0, year.output
+    units = {r["unit"] for r in json.loads(year.output)["rows"]}
+    assert {f"PA{n:02d}" for n in range(1, 16)} <= units and not any(u.startswith("FH") for u in units)
+    from openpyxl import load_workbook
+
+    assert load_workbook(xlsx).active["A1"].value == "磐安县成员单位年度考核表（2026年）"
+    assert CliRunner().invoke(main, ["--json", "report", "assessment", "--year", "26"]).exit_code == 2
     kpi = CliRunner().invoke(main, ["--json", "report", "kpi", "--period", "2026-Q3"])
     assert kpi.exit_code == 0 and json.loads(kpi.output)["total"]["received"] == 40
 

@@ -76,3 +76,34 @@ def kpi(state, period: str, region: str | None) -> None:
     for r in [*found.rows, found.total]:
         lines.append("  ".join(kpis.shown(getattr(r, name), kind) for name, _, kind in kpis.COLUMNS))
     state.out("\n".join(lines), found.to_dict())
+
+
+@report.command()
+@click.option("--year", required=True, help="YYYY")
+@click.option("--region", help="pan_an | fenghua (default: both)")
+@click.option("--xlsx", "xlsx_path", type=click.Path(dir_okay=False), help="also write an .xlsx file")
+@pass_state
+@reports_errors
+def assessment(state, year: str, region: str | None, xlsx_path: str | None) -> None:
+    """The year-end assessment table: every member unit with the year's KPIs, 督办/问责 and ratings."""
+    from web.read import kpi as kpis
+    from web.read.assessment import COLUMNS
+    from web.read.assessment import assessment as year_table
+
+    region = _region(region)
+    with state.engine.read() as session:
+        result = year_table(session, year, region)
+    if xlsx_path:
+        from web.exports import assessment_sheet
+        from web.spreadsheet import export_notes, workbook_bytes
+
+        notes = export_notes({"年份": str(result.year), "区域": region or ""}, exported_by="命令行",
+                             at=state.engine.clock.now())
+        try:
+            Path(xlsx_path).write_bytes(workbook_bytes(assessment_sheet(result, notes)))
+        except OSError as exc:
+            raise QifuError(f"无法写入 {xlsx_path}：{exc.strerror or exc}") from None
+    lines = [f"年度考核 {result.year}", "  ".join(["单位", *(label for _, label, _ in COLUMNS)])]
+    for r in [*result.rows, result.total]:
+        lines.append("  ".join([r.unit_name, *(kpis.shown(getattr(r, name), kind) for name, _, kind in COLUMNS)]))
+    state.out("\n".join(lines), {**result.report.to_dict(), "year": result.year, "xlsx": xlsx_path})
