@@ -95,7 +95,7 @@ def test_a_message_to_an_ended_case_is_refused(engine: ProcessEngine) -> None:
 # --- signals from outside --------------------------------------------------------------------------------
 def _signal_rows(engine: ProcessEngine) -> list[tuple[int, str]]:
     with engine.read() as session:
-        return sorted(session.execute(select(SignalWait.instance_id, SignalWait.name)).tuples())
+        return sorted((r.instance_id, r.name) for r in session.execute(select(SignalWait.instance_id, SignalWait.name)))
 
 
 def test_a_broadcast_reaches_every_case_waiting_for_the_signal_one_step_each(engine: ProcessEngine) -> None:
