@@ -1,5 +1,6 @@
 """``qifu report monthly --month YYYY-MM [--region R] [--format html|pdf] [-o FILE]``: the monthly 简报 as a
-document (FH-10), the same one the supervision page renders; ``qifu report kpi --period P``: the KPIs."""
+document (FH-10), the same one the supervision page renders; ``qifu report kpi --period P``: the KPIs;
+``qifu report assessment --year YYYY``: the year-end assessment table."""
 
 from __future__ import annotations
 
