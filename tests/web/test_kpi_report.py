@@ -343,3 +343,11 @@ def test_pdf_page_without_chromium_answers_a_chinese_503(client: FlaskClient, mo
     response = client.get("/supervision/report?month=2026-09&format=pdf")
     assert response.status_code == 503 and "未找到 Chromium" in response.get_data(as_text=True)
     assert client.get("/supervision/report?month=2026-09").status_code == 200  # HTML still works
+
+
+def test_only_a_region_wide_supervisor_publishes(client: FlaskClient, world: dict[str, str]) -> None:  # noqa: F811
+    login(client, "pa_office")  # 企业综合服务办公室 of 安文街道站: supervises its own station only
+    html = page(client, "/supervision/report?month=2026-09")
+    assert 'id="publish"' not in html and 'id="typical-form"' in html
+    token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+    assert client.post("/supervision/report/publish", data={"csrf_token": token, "month": "2026-09"}).status_code == 403

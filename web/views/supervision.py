@@ -51,7 +51,7 @@ from ..read.ledger import briefing as monthly_briefing
 from ..read.ledger import tracking as tracking_by_unit
 from ..read.monthly import monthly_report
 from ..read.overdue import overdue_board
-from ..scope import visible_cases
+from ..scope import sees_region, visible_cases
 from ..spreadsheet import XLSX_MIME, export_notes, workbook_bytes
 from .common import engine, now, page_number
 
@@ -309,9 +309,7 @@ def report() -> Any:
     toolbar = flashed + Markup(
         '<form method="get" action="{action}">月份 <input type="month" name="month" value="{month}"> '
         '<button type="submit">查看</button> <a href="{pdf}">下载 PDF</a> · <a href="{back}">返回督办</a></form>'
-        '<form method="post" action="{publish}" id="publish">'
-        '<input type="hidden" name="csrf_token" value="{token}"><input type="hidden" name="month" value="{month}">'
-        '<button type="submit">发布简报（通知各成员单位{zfb}）</button> {state}</form>'
+        '{publish_form}'
         '<form method="post" action="{typical}" id="typical-form">'
         '<input type="hidden" name="csrf_token" value="{token}"><input type="hidden" name="month" value="{month}">'
         '典型案例：业务编号 <input name="business_key" size="20" maxlength="40"> 说明 '
@@ -319,12 +317,17 @@ def report() -> Any:
         '<button type="submit">标记</button></form>'
     ).format(typical=url_for("supervision.mark_typical"),action=url_for("supervision.report"), month=escape(doc.month),
              pdf=url_for("supervision.report", month=doc.month, format="pdf"), back=url_for("supervision.ledger"),
-             publish=url_for("supervision.publish"), token=generate_csrf(),
-             zfb="及区委作风办" if doc.region == "fenghua" else "",
-             state=Markup("；").join(
-                 Markup("已于 {at} 由 {who} 发布，通知 {n} 个单位").format(
-                     at=p.at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M"), who=p.sender or p.actor, n=len(p.units))
-                 for p in done) or "尚未发布")
+             token=generate_csrf(), publish_form=Markup(
+                 '<form method="post" action="{publish}" id="publish">'
+                 '<input type="hidden" name="csrf_token" value="{token}">'
+                 '<input type="hidden" name="month" value="{month}">'
+                 '<button type="submit">发布简报（通知各成员单位{zfb}）</button> {state}</form>').format(
+                 publish=url_for("supervision.publish"), token=generate_csrf(), month=doc.month,
+                 zfb="及区委作风办" if doc.region == "fenghua" else "",
+                 state=Markup("；").join(
+                     Markup("已于 {at} 由 {who} 发布，通知 {n} 个单位").format(
+                         at=p.at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M"), who=p.sender or p.actor,
+                         n=len(p.units)) for p in done) or "尚未发布") if sees_region(current_user) else "")
     return render_html(doc, toolbar=toolbar)
 
 
@@ -350,6 +353,8 @@ def publish() -> Any:
     from ..links import external_url
     from ..publishing import publish as publish_briefing
 
+    if not sees_region(current_user):
+        abort(403)  # the published 简报 is the region's: only who sees the whole region publishes it
     month = (request.form.get("month") or "").strip()
     try:
         with engine().read() as session:
