@@ -25,9 +25,9 @@ import json
 import keyword
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -79,6 +79,7 @@ class ParsedDiagram:
     name: str | None
     spec: Any
     subprocess_specs: dict[str, Any]
+    called_files: list[bytes] = field(default_factory=list)  # other files of the deployment its call activities use
 
 
 @dataclass
@@ -176,6 +177,10 @@ def _executable_process(root: etree._Element) -> etree._Element:
     """
     processes = root.findall("bpmn:process", NS)
     chosen = [p for p in processes if (p.get("isExecutable") or "").strip().lower() == "true"]
+    if len(chosen) > 1:  # a main process and the processes its call activities call: the one nothing calls
+        called = {node.get("calledElement") for node in root.iterfind(".//bpmn:callActivity", NS)}
+        roots = [p for p in chosen if p.get("id") not in called]
+        chosen = roots if len(roots) == 1 else chosen
     if not chosen and processes:
         names = "、".join(_describe(p) for p in processes)
         raise DeploymentError(
@@ -183,7 +188,8 @@ def _executable_process(root: etree._Element) -> etree._Element:
             "(no process is marked executable)", element=processes[0].get("id") or None)
     if len(chosen) != 1:
         raise DeploymentError(
-            f"文件必须恰好包含一个可执行流程 (exactly one executable process), 发现 {len(chosen)} 个")
+            f"文件必须恰好包含一个可执行的主流程（其余可执行流程须由它的调用活动调用）(exactly one executable "
+            f"process that no call activity calls), 发现 {len(chosen)} 个")
     process = chosen[0]
     key, name = (process.get("id") or "").strip(), process.get("name")
     if not key:
@@ -369,8 +375,14 @@ def _refusing(step: str, element: str | None = None) -> Iterator[None]:
 
 
 def parse_diagram(content: bytes, filename: str | None = None, services: ServiceRegistry | None = None, *,
-                  max_bytes: int = MAX_DIAGRAM_BYTES) -> ParsedDiagram:
-    """Validate and parse; raise :class:`DeploymentError` on anything wrong (never another error). Writes nothing."""
+                  max_bytes: int = MAX_DIAGRAM_BYTES,
+                  companions: Sequence[tuple[str | None, bytes]] = ()) -> ParsedDiagram:
+    """Validate and parse; raise :class:`DeploymentError` on anything wrong (never another error). Writes nothing.
+
+    ``companions`` are the other files deployed together with this one: a call activity may call a process of
+    one of them (by its id, Camunda's ``calledElement``); the called process runs as a SpiffWorkflow subprocess
+    of the case and is the one deployed with the caller (Camunda's ``calledElementBinding="deployment"``).
+    """
     with _refusing("读取 XML (reading the XML)"):
         root = _safe_parse(content, max_bytes)
     with _refusing("BPMN 模式校验 (schema check)"):
@@ -379,12 +391,29 @@ def parse_diagram(content: bytes, filename: str | None = None, services: Service
         _normalise_conditions(root)
         process = _executable_process(root)
         key = process.get("id")
+    own = {p.get("id") for p in root.findall("bpmn:process", NS)}
+    defining: dict[str, bytes] = {}
     with _refusing("解析流程 (parsing the process)", key):
         parser = QifuParser()
         parser.add_bpmn_xml(root, filename=filename)
+        for other_name, other in companions:
+            try:
+                other_root = _safe_parse(other, max_bytes)
+            except DeploymentError as exc:
+                exc.message = f"同批部署的 {other_name or '另一个文件'}: {exc.message}"
+                raise
+            with _refusing(f"读取同批部署的 {other_name or '文件'} (reading a file deployed with it)"):
+                ids = {p.get("id") for p in other_root.findall("bpmn:process", NS)}
+                if ids & own or ids & set(defining):
+                    continue  # a process this file (or an earlier companion) defines itself wins
+                _normalise_conditions(other_root)
+                parser.add_bpmn_xml(other_root, filename=other_name)
+                defining.update(dict.fromkeys(ids, other))
         spec = parser.get_spec(key)
         subprocess_specs = parser.get_subprocess_specs(key)
-    parsed = ParsedDiagram(key, process.get("name"), spec, subprocess_specs)
+    used = [defining[k] for k in subprocess_specs if k in defining]
+    parsed = ParsedDiagram(key, process.get("name"), spec, subprocess_specs,
+                           called_files=list(dict.fromkeys(used)))
     with _refusing("检查任务与表达式 (checking tasks and expressions)", key):
         _check_specs(parsed, services or ServiceRegistry())
         _check_event_expressions(parsed)
@@ -463,16 +492,26 @@ def spec_to_json(parsed: ParsedDiagram) -> str:
     return text
 
 
+def content_digest(content: bytes, parsed: ParsedDiagram | None = None) -> str:
+    """A version's content hash: of the file, and of the files its call activities call when there are any (a
+    new version of a called process in another file is a new version of the caller, which embeds it)."""
+    digest = hashlib.sha256(content)
+    for called in (parsed.called_files if parsed is not None else []):
+        digest.update(b"\0" + hashlib.sha256(called).digest())
+    return digest.hexdigest()
+
+
 def deploy(session: Session, content: bytes, *, filename: str | None = None, actor: str | None = None,
            now: datetime, services: ServiceRegistry | None = None, max_bytes: int = MAX_DIAGRAM_BYTES,
-           expect_latest: dict[str, int | None] | None = None) -> DeployResult:
+           expect_latest: dict[str, int | None] | None = None,
+           companions: Sequence[tuple[str | None, bytes]] = ()) -> DeployResult:
     """Validate ``content`` and store it as the next version of its process, unless identical content is there.
 
     With ``expect_latest``, the process's newest version must still be the one named there (see
-    :meth:`RepositoryService.deploy_many`).
+    :meth:`RepositoryService.deploy_many`). ``companions``: see :func:`parse_diagram`.
     """
-    parsed = parse_diagram(content, filename, services, max_bytes=max_bytes)
-    digest = hashlib.sha256(content).hexdigest()
+    parsed = parse_diagram(content, filename, services, max_bytes=max_bytes, companions=companions)
+    digest = content_digest(content, parsed)
     if expect_latest is not None:
         newest = session.scalar(select(func.max(Deployment.version))
                                 .where(Deployment.process_key == parsed.process_key))
@@ -645,11 +684,11 @@ class RepositoryService:
         """
         results = []
         with self.db.write() as session:
-            for filename, content in files:
+            for n, (filename, content) in enumerate(files):
                 try:
                     result = deploy(session, content, filename=filename, actor=actor, now=self.clock.now(),
                                     services=self.services, max_bytes=self.max_bytes,
-                                    expect_latest=expect_latest)
+                                    expect_latest=expect_latest, companions=files[:n] + files[n + 1:])
                 except DeploymentError as exc:
                     if filename:
                         exc.message = f"{filename}: {exc.message}"
@@ -713,13 +752,15 @@ class RepositoryService:
         out: list[Preview] = []
         seen: dict[str, str | None] = {}
         with self.db.read() as session:
-            for filename, content in files:
-                digest = hashlib.sha256(content).hexdigest()
+            for n, (filename, content) in enumerate(files):
+                digest = content_digest(content)
                 try:
-                    parsed = parse_diagram(content, filename, self.services, max_bytes=self.max_bytes)
+                    parsed = parse_diagram(content, filename, self.services, max_bytes=self.max_bytes,
+                                           companions=files[:n] + files[n + 1:])
                 except DeploymentError as exc:
                     out.append(Preview(filename, digest, None, None, error=exc))
                     continue
+                digest = content_digest(content, parsed)
                 key = parsed.process_key
                 if key in seen:
                     error = DeploymentError(f"流程 {key} 在 {seen[key] or '另一个文件'} 中已出现：一次只能部署每个流程的一个版本",

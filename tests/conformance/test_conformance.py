@@ -139,6 +139,11 @@ def test_message_and_signal_within_a_case(db_url: str) -> None:
     assert out.finished and {"GotMsg", "GotSig"} <= set(out.completed)
 
 
+def test_call_activity_to_a_process_of_the_same_file(db_url: str) -> None:
+    out = conform(db_url, "c_call_activity", "c_call_activity", [("complete", "Review", {"bonus": 2})])
+    assert out.finished and out.data["total"] == 7 and out.completed[:4] == ["S", "Prepare", "RS", "Review"]
+
+
 def test_terminate_end_event(db_url: str) -> None:
     out = conform(db_url, "c_terminate", "c_terminate", [("complete", "Fast", {})])
     assert out.finished and "Slow" not in out.completed
