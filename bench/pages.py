@@ -388,7 +388,7 @@ class Timing:
 
     def first_byte(self) -> Timing:
         """The same requests timed to their first byte."""
-        return Timing(self.status, list(self.first), self.kb, self.note)
+        return Timing(self.status, samples=list(self.first), kb=self.kb, note=self.note)
 
 
 def _login(client: FlaskClient, username: str) -> bool:
