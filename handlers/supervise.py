@@ -5,6 +5,11 @@ Records a :class:`~handlers.models.Supervision` row against each unit responsibl
 units of the latest transfer or joint review, else the accepting unit (the briefing and the year-end
 assessment count them per unit) — sets the case's ``overdue`` flag and, if the case
 was still being handled, puts it on the books as ``carried`` 挂账 (a deadline passed before the answer).
+
+Optional parameters: ``units`` names the responsible units instead (codes, e.g. ``${unit}``: the accepting
+station or centre, whose revisit is late — RC-8); ``overdue = no`` records the 催办/督办 without flagging the
+case overdue or carrying it (a step after the answer, such as the revisit, being late does not make the
+answer late).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from typing import Any
 
 from engine.services import ServiceCall
 
-from .common import case_of, fail
+from .common import case_of, code_list, fail, require_unit
 from .models import SUPERVISION_KINDS, EnterpriseCase, Supervision
 
 
@@ -23,12 +28,19 @@ def handle(call: ServiceCall) -> dict[str, Any]:
     if kind not in SUPERVISION_KINDS:
         fail(call, f"督办类型“{kind}”无效，应为 催办 或 督办")
     reason = str(call.params.get("reason") or "").strip() or None
+    flag = str(call.params.get("overdue") or "").strip().lower()
+    if flag not in ("", "yes", "no"):
+        fail(call, f"“是否标记超期”（overdue）应为空、yes 或 no，而不是“{flag}”")
     case = case_of(call)
-    targets = responsible_units(case)
+    named = code_list(call.params.get("units"))
+    targets = [require_unit(call, code, "责任单位").code for code in named] if named else responsible_units(case)
     for code in targets:
         call.session.add(Supervision(case_id=case.id, kind=kind, unit_code=code, reason=reason, at=call.now))
-    case.overdue = True
     note = f"{kind}：{'、'.join(targets)}" + (f"，{reason}" if reason else "")
+    if flag == "no":
+        call.notes.append({"note": note, "kind": kind, "units": targets, "ledger_status": case.ledger_status})
+        return {}
+    case.overdue = True
     if case.ledger_status == "handling":
         case.ledger_status = "carried"
         note += "；超期未答复，挂账"

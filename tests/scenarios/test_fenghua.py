@@ -140,7 +140,7 @@ def test_diagram_has_complete_interchange_lanes_and_documented_timers() -> None:
         assert group == in_lane[user_task.get("id")], user_task.get("id")
     # every timer documents whether passing it interrupts, and why
     timers_ = process.findall("bpmn:boundaryEvent", NS)
-    assert len(timers_) == 7
+    assert len(timers_) == 8  # with the revisit's 1 working day (RC-8)
     for timer in timers_:
         doc = timer.findtext("bpmn:documentation", namespaces=NS) or ""
         word = "非中断" if timer.get("cancelActivity") == "false" else "中断"
@@ -492,3 +492,22 @@ def test_a_case_received_after_office_hours_gets_the_next_working_day_for_its_sa
     assert fh.management.run_due_timers() == 0
     clock.set("2026-10-09T00:00:00")
     assert fh.management.run_due_timers() == 1  # the reminder, one working day late
+
+
+# --- RC-8: the revisit within a limit after the reply ------------------------------------------------------------
+@pytest.mark.req("RC-8", "FH-7", "WD-1")
+def test_a_revisit_not_made_within_one_working_day_of_the_reply_is_urged(fh: ProcessEngine, clock: FixedClock) -> None:
+    iid = submit(fh)
+    contact(fh, iid, "quick", opinion="情况清楚，现场答复。")
+    complete(fh, iid, "Task_QuickReply", {"result": "solved", "reply_mode": "online", "answer": "已答复用地流程。"})
+    revisit = the_task(fh, iid, "Task_Revisit")
+    assert to_utc(revisit.due_at) == end_of_day("2026-10-08")  # the reply on 09-30: the next working day
+    assert waiting(fh, iid, "Boundary_Revisit1Day").interrupting is False
+    clock.set("2026-10-09T00:00:00")
+    assert fh.management.run_due_timers() == 1
+    (row,) = rows(fh, Supervision, case_id=case_case_id(fh, iid))
+    assert (row.kind, row.unit_code) == ("催办", "FH-CENTRE") and "回访" in row.reason  # the centre revisits
+    case = case_row(fh, iid)
+    assert case.overdue is False and case.ledger_status == "answered"
+    reply_revisit_rate(fh, iid)
+    assert case_row(fh, iid).ledger_status == "closed" and status(fh, iid) == "completed"

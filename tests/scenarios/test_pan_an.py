@@ -178,7 +178,7 @@ def test_deployed_diagram_has_lanes_forms_and_di_for_every_flow_node(pa: Process
     assert {"ledger", "transfer", "joint_review", "escalate", "revisit_sample", "notify", "supervise"} <= topics
     # every deadline is a timer whose choice (interrupting or not) is documented on it
     timers_ = [el for el in nodes.values() if el.find("bpmn:timerEventDefinition", NS) is not None]
-    assert len(timers_) == 5  # 当日, the agency's 3 days (on its subprocess), 5, 30 and the county's 5
+    assert len(timers_) == 6  # 当日, the agency's 3 days (on its subprocess), 5, 30, the county's 5, the revisit's 1 (RC-8)
     for el in timers_:
         assert "中断" in el.findtext("bpmn:documentation", "", NS), el.get("id")
 
@@ -666,3 +666,42 @@ def test_a_deadline_in_a_year_without_a_schedule_skips_the_spring_festival_and_s
     assert assess.due_provisional is True
     (timer,) = [t for t in timers(pa, iid) if t.status == "waiting"]
     assert timer.provisional is True
+
+
+# --- RC-8: the revisit within a limit after the reply ------------------------------------------------------------
+@pytest.mark.req("RC-8", "PA-8", "PA-9", "WD-1")
+def test_a_revisit_not_made_within_one_working_day_of_the_reply_is_urged(pa: ProcessEngine, clock: FixedClock) -> None:
+    iid = submit(pa, channel="walk_in")
+    classify(pa, iid, "complaint")
+    complete(pa, iid, "Task_Appeal", {"scope": "area", "outcome": "resolved", "answer": "投诉已核实处理"})
+    clock.set("2026-09-30T16:00:00")
+    complete(pa, iid, "Task_Feedback", {"feedback": "投诉已处理"})  # the reply, before National Day
+    revisit = the_task(pa, iid, "Task_Revisit")
+    assert utc(revisit.due_at) == end_of_day("2026-10-08")  # 1 working day after the reply, over the holiday
+    (timer,) = [t for t in timers(pa, iid) if t.status == "waiting"]
+    assert (timer.spec_id, timer.interrupting) == ("Boundary_Revisit1Day", False)
+    clock.set("2026-10-08T23:00:00")
+    assert pa.management.run_due_timers() == 0
+    clock.set("2026-10-09T00:00:00")
+    assert pa.management.run_due_timers() == 1
+    ((kind, reason),) = supervisions(pa, iid)  # against the station that revisits
+    assert kind == "催办" and "回访" in reason and "1个工作日" in reason
+    row = case_row(pa, iid)
+    assert row.overdue is False and row.ledger_status == "answered"  # the answer itself was on time
+    assert the_task(pa, iid, "Task_Revisit")  # non-interrupting: the office still revisits
+    complete(pa, iid, "Task_Revisit", {"satisfaction": "满意", "revisit_notes": "电话回访"}, actor="办公室")
+    assert case_row(pa, iid).ledger_status == "closed" and instance_status(pa, iid) == "completed"
+    assert pa.management.run_due_timers() == 0
+
+
+@pytest.mark.req("RC-8", "PA-8")
+def test_a_revisit_made_in_time_raises_nothing(pa: ProcessEngine, clock: FixedClock) -> None:
+    iid = submit(pa)
+    classify(pa, iid, "difficult", "point")
+    through_agency(pa, iid, "unresolved")
+    complete(pa, iid, "Task_Appeal", {"scope": "point", "outcome": "resolved", "answer": "已解决"})
+    complete(pa, iid, "Task_Feedback", {"feedback": "已解决"})
+    clock.set("2026-10-08T17:00:00")
+    complete(pa, iid, "Task_Revisit", {"satisfaction": "满意"}, actor="办公室")
+    assert [t.status for t in timers(pa, iid) if t.spec_id == "Boundary_Revisit1Day"] == ["cancelled"]
+    assert rows(pa, Supervision, iid) == []
