@@ -16,9 +16,13 @@ adds, and nothing else:
 - message events, send and receive tasks all with Camunda's ``MessageEventDefinition`` (SpiffWorkflow gives
   send/receive tasks the plain BPMN one, which the Camunda serializer cannot write), the message looked up
   by id without building an XPath from diagram text.
+- :class:`QifuEventBasedGateway` / :class:`QifuGatewayCatchEvent` — an event-based gateway whose timers are
+  timer rows like any other (the first event to arrive cancels the others).
 - refusals, as parse errors on the element: business-rule tasks (no DMN in Qifu), send tasks written as
-  Camunda service implementations (their handler would silently never run), and form fields the task
-  forms could not fill in (:func:`engine.forms.check_fields`).
+  Camunda service implementations (their handler would silently never run), form fields the task
+  forms could not fill in (:func:`engine.forms.check_fields`), event-based gateways that start the process,
+  are parallel or lead to a receive task, and event definitions SpiffWorkflow's parser would drop for that
+  kind of event (a signal end event, link and compensation events).
 
 The specs call back into the workflow's script engine (``run_service`` / ``timer_due``), which
 :mod:`engine.runtime` provides per step: specs stay free of database and clock concerns.

@@ -12,9 +12,13 @@ that names the element and the reason:
 
 Each step has its specific checks; behind them :func:`_refusing` turns anything unforeseen that lxml or
 SpiffWorkflow raises into a refusal naming the step, so ``qifu deploy`` never answers with a traceback.
-Constructs Qifu cannot run are refused by the parser (:mod:`engine.bpmn`): business-rule tasks (no DMN),
-form fields the forms cannot fill. Message events deploy: their spec serialises, and a message thrown in
-a case reaches the events of the same case that wait for it (nothing delivers messages from outside yet).
+Constructs Qifu cannot run are refused, never accepted and left to hang: by the parser (:mod:`engine.bpmn`)
+business-rule tasks (no DMN), form fields the forms cannot fill, event-based gateways it cannot run, event
+definitions SpiffWorkflow would ignore; here message and signal start events, and a file without exactly one
+executable main process (``isExecutable`` read as Camunda 7 reads it). Message and signal catch events deploy:
+a message or signal thrown in the case reaches them, and so do messages and signals from outside
+(:meth:`engine.runtime.RuntimeService.correlate_message` / ``broadcast_signal``). Files deployed together
+resolve each other's call activities (:func:`parse_diagram`'s ``companions``).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Instances (Camunda's RuntimeService): start a case, complete a task, and read instances for display.
+"""Instances (Camunda's RuntimeService): start a case, complete a task, deliver a message or broadcast a signal
+from outside, and read instances for display.
 
 Each action is one step (:class:`engine.step.Stepper`): one transaction, the instance's version checked. The
 ``also`` callback of :meth:`RuntimeService.start` and :meth:`RuntimeService.complete_task` runs inside the
