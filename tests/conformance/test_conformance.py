@@ -110,6 +110,23 @@ def test_intermediate_timer(db_url: str) -> None:
     assert out.finished and out.data["waited"] is True
 
 
+def test_date_timer_and_cycle_boundary_timer(db_url: str) -> None:
+    """timeDate waits for its instant; an R2/PT1H cycle on the task fires twice, once an hour, then stops."""
+    script = [("wait", {"hours": 20}), ("wait", {"hours": 7}), ("wait", {"minutes": 90}), ("wait", {"hours": 1}),
+              ("wait", {"hours": 3}), ("complete", "Work", {"done": True})]
+    out = conform(db_url, "c_timer_date_cycle", "c_timer_date_cycle", script, reference_differs=_cycle_ends_earlier)
+    assert out.finished and out.completed.count("Every") == 1 and out.completed.count("Remind") == 2
+
+
+def _cycle_ends_earlier(qifu: Outcome, reference: Outcome) -> None:
+    """Within the step of a cycle's last occurrence, Qifu completes the cycle event before the branch that
+    occurrence started has run to its end; SpiffWorkflow after it. Nothing else differs."""
+    assert qifu.completed != reference.completed
+    assert [e for e in qifu.completed if e != "Every"] == [e for e in reference.completed if e != "Every"]
+    assert qifu.completed.count("Every") == reference.completed.count("Every")
+    assert (reference.data, reference.finished, reference.open) == (qifu.data, qifu.finished, qifu.open)
+
+
 def test_interrupting_boundary_timer(db_url: str) -> None:
     out = conform(db_url, "c_timer_boundary", "c_timer_boundary", [("wait", {"days": 2})])
     assert out.finished and out.data["escalated"] is True and "Work" not in out.completed
