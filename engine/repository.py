@@ -14,7 +14,7 @@ Each step has its specific checks; behind them :func:`_refusing` turns anything 
 SpiffWorkflow raises into a refusal naming the step, so ``qifu deploy`` never answers with a traceback.
 Constructs Qifu cannot run are refused, never accepted and left to hang: by the parser (:mod:`engine.bpmn`)
 business-rule tasks (no DMN), form fields the forms cannot fill, event-based gateways it cannot run, event
-definitions SpiffWorkflow would ignore; here message and signal start events, and a file without exactly one
+definitions SpiffWorkflow would ignore; here signal start events, and a file without exactly one
 executable main process (``isExecutable`` read as Camunda 7 reads it). Message and signal catch events deploy:
 a message or signal thrown in the case reaches them, and so do messages and signals from outside
 (:meth:`engine.runtime.RuntimeService.correlate_message` / ``broadcast_signal``). Files deployed together
@@ -325,17 +325,15 @@ def _check_event_expressions(parsed: ParsedDiagram) -> None:
 
 
 def _check_waits_can_end(parsed: ParsedDiagram) -> None:
-    """Refuse start events nothing could trigger: a case starts by :meth:`engine.runtime.RuntimeService.start`,
-    never by a message or a signal (messages and signals from outside reach cases that wait for them)."""
+    """Refuse start events nothing could trigger: a case starts by :meth:`engine.runtime.RuntimeService.start` or
+    by a message (``correlate_message`` to a new business key), never by a signal."""
     for task_spec in parsed.spec.task_specs.values():
         if isinstance(task_spec, StartEvent):
             for definition in _event_definitions(task_spec):
-                if isinstance(definition, (MessageEventDefinition, SignalEventDefinition)):
-                    kind = "消息" if isinstance(definition, MessageEventDefinition) else "信号"
+                if isinstance(definition, SignalEventDefinition):
                     raise DeploymentError(
-                        f"暂不支持{kind}开始事件：案件由立案（runtime.start）启动，没有任何{kind}会启动它 "
-                        f"(a {'message' if kind == '消息' else 'signal'} start event is not supported)",
-                        element=_where(task_spec))
+                        "暂不支持信号开始事件：案件由立案（runtime.start）或消息启动，没有任何信号会启动它 "
+                        "(a signal start event is not supported)", element=_where(task_spec))
 
 
 def _validation_error(exc: ValidationException) -> DeploymentError:

@@ -20,6 +20,7 @@ from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
 from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import SignalEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
+from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -32,7 +33,7 @@ from .errors import ConflictError, NotCorrelatedError, NotFoundError, QifuError
 from .forms import form_fields, validate_form
 from .migration import MigrationPlan, MigrationService
 from .models import Deployment, Instance
-from .repository import find_deployment, specs_for
+from .repository import DeploymentRef, find_deployment, specs_for
 from .state import load_state
 from .step import Stepper, StepResult
 
@@ -164,8 +165,10 @@ class RuntimeService:
 
         Every event of the case waiting for a message of that name catches it (an intermediate catch event,
         a receive task, a boundary event, a catch event after an event-based gateway); ``data`` becomes case
-        variables, as Camunda's correlation with variables sets them. A case that does not exist, has ended
-        or waits for no such message is refused with :class:`NotCorrelatedError` (``details``: ``message_name``,
+        variables, as Camunda's correlation with variables sets them. When there is no case ``business_key``
+        yet, the process whose message start event is ``name`` starts it with that key, in this step. A case
+        that does not exist (and no process starts by that message), has ended or waits for no such message
+        is refused with :class:`NotCorrelatedError` (``details``: ``message_name``,
         ``business_key`` and ``waiting``, the messages it does wait for); nothing changes then.
         """
         data = dict(data or {})
@@ -173,8 +176,10 @@ class RuntimeService:
         with self.stepper.transaction() as session:
             instance = instance_rows.read_locked_by_key(session, business_key)
             if instance is None:
-                raise NotCorrelatedError(f"消息 {name} 无法投递：案件 {business_key} 不存在", message_name=name,
-                                         business_key=business_key, waiting=[])
+                result = self._start_by_message(session, name, business_key, data, actor)
+                if also is not None:
+                    also(session, result)
+                return result
             if instance.status != "running":
                 raise NotCorrelatedError(f"消息 {name} 无法投递：案件 {business_key} 已结束", message_name=name,
                                          business_key=business_key, waiting=[])
@@ -197,6 +202,49 @@ class RuntimeService:
             if also is not None:
                 also(session, result)
             return result
+
+    def _start_by_message(self, session: Session, name: str, business_key: str, data: dict[str, Any],
+                          actor: str | None) -> StepResult:
+        """No case ``business_key`` yet: the newest version of the process whose message start event is ``name``
+        starts one (Camunda's correlation starts an instance where no execution waits), in this step."""
+        starts = self._message_starts(session, name)
+        if not starts:
+            raise NotCorrelatedError(f"消息 {name} 无法投递：案件 {business_key} 不存在，也没有以该消息开始的流程",
+                                     message_name=name, business_key=business_key, waiting=[])
+        if len(starts) > 1:
+            raise NotCorrelatedError(f"消息 {name} 可启动多个流程（{'、'.join(d.process_key for d in starts)}），无法确定",
+                                     message_name=name, business_key=business_key, waiting=[])
+        deployment = starts[0]
+        now = self.clock.now()
+        instance = instance_rows.insert_new(session, deployment=deployment, business_key=business_key, now=now,
+                                            actor=actor)
+        workflow = BpmnWorkflow(*specs_for(session, deployment.id, deployment.content_hash))
+        event = BpmnEvent(QifuMessageEventDefinition(name), payload={
+            "payload": data, "result_var": None, "qifu_variables": data})
+
+        def act(wf: BpmnWorkflow, completed: list[Any]) -> None:
+            wf.do_engine_steps(did_complete_task=completed.append)  # up to the start event, waiting for it
+            wf.catch(event)
+
+        return self.stepper.run(session, instance, workflow, now, actor, "started", act,
+                                details={"process": deployment.process_key, "version": deployment.version,
+                                         "data": data, "message": name}, process_key=deployment.process_key)
+
+    @staticmethod
+    def _message_starts(session: Session, name: str) -> list[DeploymentRef]:
+        """The newest version of each process key whose start event waits for the message ``name`` (one query
+        over the process keys; their specs come from the in-memory cache)."""
+        newest = (select(_dep.c.process_key, func.max(_dep.c.version).label("version"))
+                  .group_by(_dep.c.process_key).subquery())
+        rows = session.execute(select(_dep.c.id, _dep.c.process_key, _dep.c.version, _dep.c.content_hash).join(
+            newest, (newest.c.process_key == _dep.c.process_key) & (newest.c.version == _dep.c.version)))
+        found = []
+        for row in rows:
+            spec, _subs = specs_for(session, row.id, row.content_hash)
+            if any(isinstance(t, StartEvent) and any(d.name == name for d in _message_definitions(t))
+                   for t in spec.task_specs.values()):
+                found.append(DeploymentRef(row.id, row.process_key, row.version, row.content_hash))
+        return found
 
     def broadcast_signal(self, name: str, data: dict[str, Any] | None = None, *,
                          actor: str | None = None) -> SignalBroadcast:

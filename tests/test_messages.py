@@ -142,3 +142,17 @@ def test_verify_mode_notices_signal_rows_that_do_not_mirror_the_case(engine: Pro
         guid = session.scalar(select(HumanTask.task_guid).where(HumanTask.spec_id == "Work"))
     with pytest.raises(AssertionError, match="signal_wait rows"):
         engine.runtime.complete_task(guid, {"done": True})
+
+
+def test_a_message_to_a_new_business_key_starts_the_process_with_that_message_start_event(
+        engine: ProcessEngine) -> None:
+    _deploy(engine, "c_message_start")
+    _deploy(engine, "c_message_from_outside")  # its start is not a message start: never chosen
+    result = engine.runtime.correlate_message("apply", "APPLY-1", {"applicant": "某企业"}, actor="gateway")
+    assert result.status == "running" and len(result.opened) == 1
+    view = engine.runtime.instance("APPLY-1")
+    assert view.process_key == "c_message_start" and view.data["applicant"] == "某企业"
+    [event] = engine.history.events(result.instance_id)
+    assert (event.action, event.details["message"], [c.element for c in event.completed]) == ("started", "apply", ["S"])
+    with pytest.raises(NotCorrelatedError, match="没有在等待该消息"):  # the case exists now: no second start
+        engine.runtime.correlate_message("apply", "APPLY-1")

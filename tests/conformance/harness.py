@@ -128,7 +128,7 @@ def _spiff_clock(clock: FixedClock) -> Iterator[None]:
 
 
 def run_reference(content: bytes, process_key: str, data: dict[str, Any], script: list[Action],
-                  services: ServiceRegistry) -> Outcome:
+                  services: ServiceRegistry, start_message: str | None = None) -> Outcome:
     clock = FixedClock(START)
     parser = ReferenceParser()
     parser.add_bpmn_xml(_reference_xml(content), filename=f"{process_key}.bpmn")
@@ -141,9 +141,14 @@ def run_reference(content: bytes, process_key: str, data: dict[str, Any], script
     with _spiff_clock(clock):
         workflow = BpmnWorkflow(parser.get_spec(process_key), parser.get_subprocess_specs(process_key),
                                 script_engine=ReferenceScriptEngine(services, clock))
-        for task in workflow.get_tasks(state=TaskState.READY):
-            task.data.update(data)
+        if start_message is None:
+            for task in workflow.get_tasks(state=TaskState.READY):
+                task.data.update(data)
         workflow.do_engine_steps(did_complete_task=did)
+        if start_message is not None:  # the start event waits for it; the variables arrive with it
+            workflow.catch(BpmnEvent(CamundaMessageEventDefinition(start_message),
+                                     payload={"payload": data, "result_var": None}))
+            workflow.do_engine_steps(did_complete_task=did)
         for action in script:
             if action[0] == "complete":
                 _, element, values = action
@@ -199,9 +204,12 @@ def _open_guids(engine: ProcessEngine, iid: int, element: str) -> list[str]:
 
 
 def run_qifu(engine: ProcessEngine, content: bytes, process_key: str, business_key: str, data: dict[str, Any],
-             script: list[Action]) -> Outcome:
+             script: list[Action], start_message: str | None = None) -> Outcome:
     engine.deploy(content, filename=f"{process_key}.bpmn")
-    iid = engine.runtime.start(process_key, business_key, data).instance_id
+    if start_message is None:
+        iid = engine.runtime.start(process_key, business_key, data).instance_id
+    else:
+        iid = engine.runtime.correlate_message(start_message, business_key, data).instance_id
     for action in script:
         if action[0] == "complete":
             _, element, values = action
@@ -228,19 +236,22 @@ def run_qifu(engine: ProcessEngine, content: bytes, process_key: str, business_k
 
 def conform(db_url: str, name: str, process_key: str, script: list[Action], *, data: dict[str, Any] | None = None,
             services: ServiceRegistry | None = None,
-            reference_differs: Callable[[Outcome, Outcome], None] | None = None) -> Outcome:
+            reference_differs: Callable[[Outcome, Outcome], None] | None = None,
+            start_message: str | None = None) -> Outcome:
     """Run ``diagrams/<name>.bpmn`` on the reference and on Qifu with the workflow cache on and off; assert that
     all three agree and return Qifu's outcome.
 
     ``reference_differs(qifu, reference)`` is for a documented deviation: it asserts exactly how the reference
-    differs, and the two Qifu runs must still agree with each other."""
+    differs, and the two Qifu runs must still agree with each other. ``start_message``: the case is started by
+    that message (a message start event) instead of ``runtime.start``, with ``data`` as its variables."""
     content = (DIAGRAMS / f"{name}.bpmn").read_bytes()
     services = services or ServiceRegistry()
-    reference = run_reference(content, process_key, dict(data or {}), script, services)
+    reference = run_reference(content, process_key, dict(data or {}), script, services, start_message)
     outcomes = []
     for cache_size in (512, 0):
         engine = qifu_engine(db_url, services, cache_size)
-        outcome = run_qifu(engine, content, process_key, f"{name}-{cache_size}", dict(data or {}), script)
+        outcome = run_qifu(engine, content, process_key, f"{name}-{cache_size}", dict(data or {}), script,
+                           start_message)
         outcomes.append(outcome)
         if reference_differs is None:
             assert outcome == reference, f"cache {cache_size}:\n qifu      {outcome}\n reference {reference}"

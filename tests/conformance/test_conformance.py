@@ -104,6 +104,14 @@ def test_signals_from_outside(db_url: str) -> None:
     assert out.finished and out.completed.count("Noted") == 1 and out.data["done"] is True
 
 
+def test_message_start_event(db_url: str) -> None:
+    """Messages in the suite carry no variables: Qifu also sets them as case variables (Camunda), the reference only
+    as the result variable (tests/test_messages.py covers the variables)."""
+    out = conform(db_url, "c_message_start", "c_message_start", [("complete", "Handle", {"ok": True})],
+                  start_message="apply")
+    assert out.finished and out.completed[:2] == ["S", "Handle"]
+
+
 def test_intermediate_timer(db_url: str) -> None:
     out = conform(db_url, "c_timer_intermediate", "c_timer_intermediate", [("wait", {"hours": 2}),
                                                                             ("wait", {"hours": 2})])

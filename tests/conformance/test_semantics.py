@@ -126,7 +126,6 @@ TIMER = '<bpmn:timerEventDefinition><bpmn:timeDuration>PT1H</bpmn:timeDuration><
 
 
 @pytest.mark.parametrize(("start", "wait", "element", "words"), [
-    ('<bpmn:messageEventDefinition messageRef="m" />', TIMER, "s", ["消息开始事件"]),
     ('<bpmn:signalEventDefinition signalRef="sg" />', TIMER, "s", ["信号开始事件"]),
 ])
 def test_events_nothing_could_ever_trigger_are_refused(engine: ProcessEngine, start: str, wait: str, element: str,
