@@ -13,13 +13,14 @@ it once where it builds its engine (:func:`web.engine.build_engine`), so nothing
 | ``revisit_sample`` | :mod:`handlers.revisit` | 回访抽样, keyed: unpredictable beforehand, reproducible afterwards |
 | ``notify`` | :mod:`handlers.notify` | 通知 through the outbox |
 | ``supervise`` | :mod:`handlers.supervise` | 催办 / 督办 |
+| ``deadline`` | :mod:`handlers.deadline` | 延期申请 / 约定办结时限: bound and move a handling deadline |
 """
 
 from __future__ import annotations
 
 from engine.services import ServiceRegistry
 
-from . import escalate, joint_review, ledger, notify, revisit, supervise, transfer
+from . import deadline, escalate, joint_review, ledger, notify, revisit, supervise, transfer
 
 TOPICS: dict[str, tuple[object, str]] = {
     "ledger": (ledger.handle, "台账：登记案件、更新台账状态"),
@@ -29,6 +30,7 @@ TOPICS: dict[str, tuple[object, str]] = {
     "revisit_sample": (revisit.handle, "回访抽样：按比例抽取回访案件（事前不可预知、事后可复核）"),
     "notify": (notify.handle, "通知：写入待发消息"),
     "supervise": (supervise.handle, "督办/催办：记录并标记超期"),
+    "deadline": (deadline.handle, "延期申请/约定办结时限：校验新日期并移动办理期限"),
 }
 
 
