@@ -4,6 +4,7 @@ computed from cases driven through the engine with tests/diagrams/domain_handler
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -11,8 +12,10 @@ from openpyxl import load_workbook
 from sqlalchemy import select
 
 from engine.errors import QifuError
-from engine.models import HumanTask
+from engine.models import HumanTask, Instance
+from engine.process_engine import ProcessEngine
 from handlers import intake
+from handlers.models import EnterpriseCase
 from tests.conftest import diagram
 from tests.xlsx import table
 from web.read import ledger as ledger_report
@@ -159,3 +162,58 @@ def test_briefing_cli_writes_an_xlsx(flow, september, tmp_path, monkeypatch) -> 
     assert data["total"]["received"] == 4  # both regions: three Fenghua cases and one Pan'an case
     bad = CliRunner().invoke(main, ["briefing", "2026/09"])
     assert bad.exit_code == 2 and "YYYY-MM" in bad.output
+
+
+# --- the tracking board against a recount (#17 item 5) -----------------------------------------------------
+def recount(engine: ProcessEngine, region: str | None, now: Any) -> tuple[dict[str, tuple[int, int, dict[str, int]]],
+                                                                           list[str]]:
+    """Per unit (open, overdue, cases per open task name) and the open cases in the board's order, counted in
+    Python from whole rows."""
+    from engine.clock import to_utc
+
+    with engine.session() as s:
+        cases = [c for c in s.scalars(select(EnterpriseCase)) if region is None or c.region == region]
+        instances = {i.id: (i.status, i.due_at) for i in s.scalars(select(Instance))}
+        tasks: dict[int, list[str | None]] = {}
+        for t in s.scalars(select(HumanTask)):
+            tasks.setdefault(t.instance_id, []).append(t.name)
+        per_unit: dict[str, tuple[int, int, dict[str, int]]] = {}
+        ordered = []
+        for c in cases:
+            status, due = instances[c.instance_id]
+            if status != "running" or c.ledger_status == "closed":
+                continue
+            late = bool(c.overdue) or (due is not None and to_utc(due) < now)
+            count, overdue, stages = per_unit.get(c.unit, (0, 0, {}))
+            for name in set(tasks.get(c.instance_id, [])) or {"（无待办）"}:
+                stages[name or "（未命名环节）"] = stages.get(name or "（未命名环节）", 0) + 1
+            per_unit[c.unit] = (count + 1, overdue + late, stages)
+            ordered.append((not late, due is None, to_utc(due) if due else now, c.business_key))
+    return per_unit, [key for *_, key in sorted(ordered)]
+
+
+def assert_board_equals_recount(engine, region: str | None, now) -> None:
+    """tracking() per unit and every page of open_cases_page() (4 a page; with the count passed in and counted
+    by the page itself) are what :func:`recount` gives."""
+    expected, order = recount(engine, region, now)
+    with engine.read() as s:
+        units = ledger_report.tracking(engine, s, region=region, now=now)
+        assert {u.unit: (u.open, u.overdue, u.by_stage) for u in units} == expected, region
+        total = sum(u.open for u in units)
+        pages = []
+        for number in range(1, max(1, -(-total // 4)) + 1):
+            given = ledger_report.open_cases_page(engine, s, region=region, now=now, page=number, page_size=4,
+                                                  total=total)
+            counted = ledger_report.open_cases_page(engine, s, region=region, now=now, page=number, page_size=4)
+            assert (counted.total, counted.pages, [r.business_key for r in counted.rows]) == \
+                (given.total, given.pages, [r.business_key for r in given.rows])
+            pages += [r.business_key for r in given.rows]
+    assert pages == order, region
+
+
+def test_tracking_equals_a_recount(flow, september) -> None:
+    for at in ("2026-10-09T10:00:00", "2026-10-20T10:00:00"):
+        flow.clock.set(at)
+        flow.management.run_due_timers()
+        for region in ("pan_an", "fenghua", None):
+            assert_board_equals_recount(flow, region, flow.clock.now())

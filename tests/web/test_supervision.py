@@ -307,3 +307,21 @@ def test_bad_month_is_refused_with_a_chinese_message(client: FlaskClient) -> Non
         response = client.get(url)
         assert response.status_code == 400, url
         assert "月份格式应为 YYYY-MM" in response.get_data(as_text=True)
+
+
+# --- the board against a recount (#17 item 5: the aggregates were merged and the count reused) ---------------
+def test_tracking_counts_and_order_equal_a_recount(web_engine: ProcessEngine, clock: FixedClock,
+                                                   world: dict[str, str]) -> None:
+    """Generated cases at every stage (fresh, classified, handled, closed, timed out) on both processes: the
+    per-unit counts and every page of the open list are what a recount of the whole rows gives."""
+    from tests.test_briefing import assert_board_equals_recount
+
+    for n in range(6):
+        key = pan_an(web_engine, unit=("PA01", "PA02")[n % 2], title=f"生成 {n}")
+        if n % 3:
+            pa_complex(web_engine, key)
+        fenghua(web_engine, title=f"生成 {n}")
+    clock.set("2026-10-20T10:00:00")
+    web_engine.management.run_due_timers()
+    for region in ("pan_an", "fenghua", None):
+        assert_board_equals_recount(web_engine, region, clock.now())

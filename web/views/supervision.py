@@ -172,7 +172,7 @@ def tracking() -> str:
     with qifu.read() as session:
         units = tracking_by_unit(qifu, session, region=current_user.region, now=at, where=scope)
         page = open_cases_page(qifu, session, region=current_user.region, now=at, where=scope,
-                               page=page_number())
+                               page=page_number(), total=sum(u.open for u in units))
         unit_names = CodeNames.load(session).units
     return render_template("supervision/tracking.html", units=units, open_rows=page.rows, page=page, now=at,
                            unit_names=unit_names,
