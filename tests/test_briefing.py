@@ -217,3 +217,23 @@ def test_tracking_equals_a_recount(flow, september) -> None:
         flow.management.run_due_timers()
         for region in ("pan_an", "fenghua", None):
             assert_board_equals_recount(flow, region, flow.clock.now())
+
+
+def test_briefing_equals_a_recount_of_every_case(flow, september, monkeypatch) -> None:
+    """The backlog (挂账 cases the month did not touch) is counted in SQL; counted instead case by case, with
+    every case of the scope taken as touched, each month's briefing is the same."""
+    flow.clock.set("2026-11-20T10:00:00")
+    flow.management.run_due_timers()
+    months = ("2026-09", "2026-10", "2026-11", "2026-12")
+    backlog = []
+    carried_only = ledger_report._carried_only
+    monkeypatch.setattr(ledger_report, "_carried_only",
+                        lambda *a: backlog.append(carried_only(*a)) or backlog[-1])
+    with flow.read() as s:
+        fast = {(m, r): ledger_report.briefing(s, m, r).to_dict() for m in months for r in ("fenghua", "pan_an", None)}
+    monkeypatch.setattr(ledger_report, "_touched_in",
+                        lambda start, end, scope: select(EnterpriseCase.id).where(*scope))
+    with flow.read() as s:
+        slow = {(m, r): ledger_report.briefing(s, m, r).to_dict() for m in months for r in ("fenghua", "pan_an", None)}
+    assert fast == slow
+    assert any(count and per_unit for count, per_unit in backlog[:len(fast)])  # the backlog path was taken

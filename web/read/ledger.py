@@ -36,6 +36,7 @@ from sqlalchemy import (
     or_,
     select,
     union,
+    union_all,
 )
 from sqlalchemy.orm import Session
 
@@ -383,18 +384,27 @@ def _carried_only(session: Session, end: datetime, scope: list[ColumnElement[boo
     supervised = exists(select(Supervision.id).where(Supervision.case_id == ec.id, Supervision.at < end))
     latest = (select(Rating.value).where(Rating.case_id == ec.id, Rating.at < end)
               .order_by(Rating.at.desc(), Rating.id.desc()).limit(1).scalar_subquery())
-    carried = dict(session.execute(
-        select(ec.id, ec.unit).where(*scope, or_(ec.closed_at.is_(None), ec.closed_at >= end), ec.received_at < end,
-                                     or_(supervised, latest == "不满意"), ~_among(ec.id, touched, dialect))).all())
-    handled: dict[int, set[str]] = defaultdict(set)
-    for case_id, unit in session.execute(select(CaseUnit.case_id, CaseUnit.unit_code).where(
-            _among(CaseUnit.case_id, list(carried), dialect), CaseUnit.role.in_(_HANDLING))):
-        handled[case_id].add(unit)
-    per_unit: dict[str, int] = defaultdict(int)
-    for case_id, unit in carried.items():
-        for code in handled.get(case_id) or {unit}:
-            per_unit[code] += 1
-    return len(carried), per_unit
+    # One statement, the counting in SQL: the carried cases (a CTE, read once), then each attributed to the
+    # units that handled or co-handled it (once per unit) or, when none did, to its accepting unit.
+    carried = select(ec.id, ec.unit).where(
+        *scope, or_(ec.closed_at.is_(None), ec.closed_at >= end), ec.received_at < end,
+        or_(supervised, latest == "不满意"), ~_among(ec.id, touched, dialect)).cte("carried")
+    handling = CaseUnit.role.in_(_HANDLING)
+    attributed = union(
+        select(CaseUnit.case_id, CaseUnit.unit_code.label("code"))
+        .where(CaseUnit.case_id.in_(select(carried.c.id)), handling),
+        select(carried.c.id, carried.c.unit).where(
+            ~exists(select(CaseUnit.case_id).where(CaseUnit.case_id == carried.c.id, handling)))).subquery()
+    counted = union_all(
+        select(literal_column("1").label("kind"), attributed.c.code, func.count()).group_by(attributed.c.code),
+        select(literal_column("0"), literal_column("NULL"), func.count()).select_from(carried))
+    total, per_unit = 0, {}
+    for kind, code, count in session.execute(counted):
+        if kind:
+            per_unit[code] = count
+        else:
+            total = count
+    return total, per_unit
 
 
 def _among(column: Any, ids: list[int], dialect: str) -> ColumnElement[bool]:
