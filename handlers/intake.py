@@ -17,12 +17,13 @@ import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import false, literal, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from engine.clock import SHANGHAI
 from engine.errors import FormValidationError, QifuError
@@ -49,6 +50,7 @@ class SubmittedCase:
     tracking_token: str  # plain: shown once to the enterprise, never stored
     instance_id: int
     opened: list[str] = field(default_factory=list)
+    status: str = "running"  # the instance's status after the start step (``running`` unless it ended at once)
 
 
 def token_hash(token: str) -> str:
@@ -81,6 +83,29 @@ def _unreadable_fields(fields: dict[str, Any]) -> dict[str, str]:
         if problem:
             errors[name] = f"{label}{problem}，请删除后重新提交"
     return errors
+
+
+def _reference(session: Session, unit_code: str, channel_code: str, category_code: str
+               ) -> tuple[Any, Any, Any]:
+    """The unit, channel and category with these codes (None when unknown, or when the code is empty: then it
+    is not sent at all), read in ONE query: a one-row base left-joined to each table on its unique code."""
+    base = select(literal(1).label("one")).subquery()
+    u, c, k = aliased(OrgUnit), aliased(Channel), aliased(Category)
+    stmt = (select(u.code.label("u_code"), u.name.label("u_name"), u.active.label("u_active"),
+                   u.region.label("u_region"), u.kind.label("u_kind"), c.code.label("c_code"),
+                   c.name.label("c_name"), c.region.label("c_region"), c.mode.label("c_mode"),
+                   k.code.label("k_code"), k.region.label("k_region"))
+            .select_from(base)
+            .outerjoin(u, u.code == literal(unit_code) if unit_code else false())
+            .outerjoin(c, c.code == literal(channel_code) if channel_code else false())
+            .outerjoin(k, k.code == literal(category_code) if category_code else false()))
+    row = session.execute(stmt).one()
+    unit = (SimpleNamespace(code=row.u_code, name=row.u_name, active=row.u_active, region=row.u_region,
+                            kind=row.u_kind) if row.u_code is not None else None)
+    channel = (SimpleNamespace(code=row.c_code, name=row.c_name, region=row.c_region, mode=row.c_mode)
+               if row.c_code is not None else None)
+    category = SimpleNamespace(code=row.k_code, region=row.k_region) if row.k_code is not None else None
+    return unit, channel, category
 
 
 def validate(session: Session, region: str, fields: dict[str, Any], channel_mode: str | None = None
@@ -121,8 +146,12 @@ def validate(session: Session, region: str, fields: dict[str, Any], channel_mode
         clean["title"] = clean["description"].splitlines()[0][:30]
 
     unit_code = str(fields.get("unit") or DEFAULT_UNIT.get(region, "")).strip()
+    channel_code = str(fields.get("channel") or "").strip()
+    category_code = str(fields.get("category") or "").strip()
+    unit, channel, category = _reference(session, unit_code if "unit" not in errors else "",
+                                         channel_code if "channel" not in errors else "",
+                                         category_code if "category" not in errors else "")
     if "unit" not in errors:
-        unit = session.scalar(select(OrgUnit).where(OrgUnit.code == unit_code)) if unit_code else None
         if not unit_code:
             errors["unit"] = "请选择受理站点（窗口）"
         elif unit is None or not unit.active:
@@ -132,9 +161,7 @@ def validate(session: Session, region: str, fields: dict[str, Any], channel_mode
         else:
             clean["unit"] = unit.code
 
-    channel_code = str(fields.get("channel") or "").strip()
     if "channel" not in errors:
-        channel = session.scalar(select(Channel).where(Channel.code == channel_code)) if channel_code else None
         if not channel_code:
             errors["channel"] = "请选择受理渠道"
         elif channel is None or channel.region != region:
@@ -144,11 +171,9 @@ def validate(session: Session, region: str, fields: dict[str, Any], channel_mode
         else:
             clean["channel"] = channel.code
 
-    category_code = str(fields.get("category") or "").strip()
     if "category" in errors:  # already refused (a control character): not looked up
         pass
     elif category_code:
-        category = session.scalar(select(Category).where(Category.code == category_code))
         if category is None or category.region not in (None, region):
             errors["category"] = f"未知的问题分类“{category_code}”"
         else:
@@ -199,18 +224,28 @@ def submit_case(engine: Any, process_key: str, fields: dict[str, Any], *, actor:
     def with_case(session: Session, started: Any) -> None:
         ensure_on_ledger(session, started, data, process_key=process_key, actor=actor, now=now)
         if also is not None:
-            also(session, SubmittedCase(started.business_key, token, started.instance_id, list(started.opened)))
+            also(session, SubmittedCase(started.business_key, token, started.instance_id, list(started.opened),
+                                        started.status))
 
     result = engine.runtime.start(process_key, lambda session: next_business_key(session, region, day), data,
                                   actor=actor, also=with_case)
-    return SubmittedCase(result.business_key, token, result.instance_id, list(result.opened))
+    return SubmittedCase(result.business_key, token, result.instance_id, list(result.opened), result.status)
+
+
+def ledger_row(session: Session, instance_id: int) -> EnterpriseCase | None:
+    """The ledger row of a case, taken from the session when this transaction wrote it (the start's
+    ``ledger register`` step), else read: a start needs no second SELECT for the row it just added."""
+    for obj in list(session.identity_map.values()) + list(session.new):
+        if isinstance(obj, EnterpriseCase) and obj.instance_id == instance_id:
+            return obj
+    return session.scalar(select(EnterpriseCase).where(EnterpriseCase.instance_id == instance_id))
 
 
 def ensure_on_ledger(session: Session, started: Any, data: dict[str, Any], *, process_key: str,
                      actor: str | None, now: Any) -> None:
     """Every accepted problem is on the service ledger (PA-7): a diagram without the 登记台账 step gets its
     row here, in the start's transaction, exactly as the ``ledger`` handler would write it."""
-    if session.scalar(select(EnterpriseCase.id).where(EnterpriseCase.instance_id == started.instance_id)):
+    if ledger_row(session, started.instance_id) is not None:
         return
     from engine.services import ServiceCall
 

@@ -58,13 +58,17 @@ def register(call: ServiceCall) -> EnterpriseCase:
     if missing:
         fail(call, f"登记台账缺少案件数据：{', '.join(missing)}（案件应通过受理入口 submit_case 创建）")
     unit_code = str(data["unit"])
-    if call.session.scalar(select(OrgUnit.id).where(OrgUnit.code == unit_code)) is None:
+    # one round trip: does the unit exist, and has this case a ledger row already (a second register)
+    unit_id, case_id = call.session.execute(select(
+        select(OrgUnit.id).where(OrgUnit.code == unit_code).scalar_subquery(),
+        select(EnterpriseCase.id).where(EnterpriseCase.instance_id == call.instance_id).scalar_subquery())).one()
+    if unit_id is None:
         fail(call, f"未知的受理单位编码“{unit_code}”")
     try:
         received_at = to_utc(str(data["received_at"]))
     except ValueError:
         fail(call, f"受理时间无效：“{data['received_at']}”")
-    case = call.session.scalar(select(EnterpriseCase).where(EnterpriseCase.instance_id == call.instance_id))
+    case = call.session.get(EnterpriseCase, case_id) if case_id is not None else None
     if case is None:
         case = EnterpriseCase(instance_id=call.instance_id, business_key=call.business_key,
                               process_key=call.process_key, ledger_status="handling", overdue=False,

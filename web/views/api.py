@@ -50,7 +50,7 @@ from engine.forms import text_problem
 from web.intake_models import ApiClient, IdempotencyRecord
 from web.links import base_url, external_url
 
-from .public import intake_errors, public_status, public_timeline, take_rate_limit
+from .public import case_status, intake_errors, public_status, public_timeline, take_rate_limit
 
 bp = Blueprint("api", __name__)
 
@@ -140,17 +140,19 @@ def _engine() -> Any:
     return current_app.extensions["qifu_engine"]
 
 
-def _authenticate() -> tuple[ApiClient | None, str]:
+def _authenticate(db: Session | None = None) -> tuple[ApiClient | None, str]:
+    """The active client of the request's bearer token (read in ``db`` when given, else in a session of its own)."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token or len(token) > 200:
         return None, ""
-    with _engine().session() as db:
-        client = db.scalar(select(ApiClient).where(ApiClient.token_hash == hash_token(token),
-                                                   ApiClient.active.is_(True)))
-        if client is not None:
-            db.expunge(client)
+    if db is None:
+        with _engine().session() as own:
+            return _authenticate(own)
+    client = db.scalar(select(ApiClient).where(ApiClient.token_hash == hash_token(token), ApiClient.active.is_(True)))
+    if client is not None:
+        db.expunge(client)
     return client, token
 
 
@@ -244,12 +246,14 @@ def _replay(record: IdempotencyRecord, bearer: str) -> Response:
     return response
 
 
-def _find_record(client: ApiClient, key: str) -> IdempotencyRecord | None:
-    with _engine().session() as db:
-        record = db.scalar(select(IdempotencyRecord).where(IdempotencyRecord.client_id == client.id,
-                                                           IdempotencyRecord.key == key))
-        if record is not None:
-            db.expunge(record)
+def _find_record(client: ApiClient, key: str, db: Session | None = None) -> IdempotencyRecord | None:
+    if db is None:
+        with _engine().session() as own:
+            return _find_record(client, key, own)
+    record = db.scalar(select(IdempotencyRecord).where(IdempotencyRecord.client_id == client.id,
+                                                       IdempotencyRecord.key == key))
+    if record is not None:
+        db.expunge(record)
     return record
 
 
@@ -266,18 +270,21 @@ def _existing(record: IdempotencyRecord | None, request_hash: str, bearer: str) 
 @bp.post("/api/v1/cases")
 def create_case() -> Response:
     """Submit an enterprise's problem from an online channel."""
-    client, bearer = _authenticate()
-    if client is None:
-        return _unauthorized()
     engine = _engine()
     limit = int(current_app.config.get("QIFU_API_RATE_LIMIT", 600))
     window = timedelta(seconds=int(current_app.config.get("QIFU_API_RATE_WINDOW", 3600)))
-    with engine.session() as db:
+    key = request.headers.get("Idempotency-Key", "").strip()
+    known: IdempotencyRecord | None = None
+    with engine.session() as db:  # one short transaction: who it is, the rate limit, an earlier record of the key
+        client, bearer = _authenticate(db)
+        if client is None:
+            return _unauthorized()
         allowed = take_rate_limit(db, f"api:{client.id}", limit, window, engine.clock.now())
+        if allowed and KEY_PATTERN.match(key):
+            known = _find_record(client, key, db)
     if not allowed:
         return error(429, "rate_limited", f"请求过于频繁：每个客户端每{int(window.total_seconds() // 60)}分钟最多"
                                           f"提交{limit}次", headers={"Retry-After": str(int(window.total_seconds()))})
-    key = request.headers.get("Idempotency-Key", "").strip()
     if not key:
         return error(400, "missing_idempotency_key", "缺少请求头 Idempotency-Key（重试时请使用同一个值）")
     if not KEY_PATTERN.match(key):
@@ -289,7 +296,6 @@ def create_case() -> Response:
     if errors:
         return error(422, "invalid_fields", "提交的数据有误，未予受理", {**_content_errors(client, fields), **errors})
     digest = _request_hash(body)
-    known = _find_record(client, key)
     if known is not None:
         return _existing(known, digest, bearer)
 
@@ -299,7 +305,7 @@ def create_case() -> Response:
 
     def record(db: Session, case: Any) -> None:
         """In the case's own transaction: store the response that every retry with this key replays."""
-        answer.update(_stored_response(db, case.business_key))
+        answer.update(_stored_response(db, case))
         db.add(IdempotencyRecord(client_id=client.id, key=key, request_hash=digest, status="done", status_code=201,
                                  response_json=json.dumps(answer, ensure_ascii=False),
                                  sealed_token=_seal(case.tracking_token, bearer, key),
@@ -327,14 +333,16 @@ def create_case() -> Response:
     return response
 
 
-def _stored_response(db: Session, business_key: str) -> dict[str, Any]:
-    from handlers.models import EnterpriseCase
+def _stored_response(db: Session, case: Any) -> dict[str, Any]:
+    """The response every retry replays, built from what the start step left in its own transaction (the
+    ledger row it registered, the instance's status), not by reading the case and its tasks again."""
+    from handlers.intake import ledger_row
 
-    case = db.scalar(select(EnterpriseCase).where(EnterpriseCase.business_key == business_key))
-    status = public_status(_engine(), case)
-    return {"business_key": business_key, "status": status["status"], "status_text": status["status_text"],
+    row = ledger_row(db, case.instance_id)
+    status = case_status(row, finished=case.status != "running")
+    return {"business_key": case.business_key, "status": status["status"], "status_text": status["status_text"],
             "received_at": status["received_at"].isoformat(),
-            "status_url": external_url("api.get_case", business_key=business_key)}
+            "status_url": external_url("api.get_case", business_key=case.business_key)}
 
 
 def _value(result: Any, name: str) -> Any:

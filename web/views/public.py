@@ -43,7 +43,7 @@ from flask import (
     url_for,
 )
 from flask_wtf import FlaskForm
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, insert, literal, or_, select, text
 from sqlalchemy.orm import Session
 from wtforms import RadioField, SelectField, StringField, TextAreaField
 from wtforms.i18n import get_translations
@@ -97,14 +97,14 @@ def take_rate_limit(db: Session, bucket: str, limit: int, window: timedelta, now
         key = int.from_bytes(hashlib.sha256(bucket.encode()).digest()[:8], "big", signed=True)
         db.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
     since = now - window
-    db.execute(delete(RateLimitHit).where(RateLimitHit.bucket == bucket, RateLimitHit.at < since))
-    used = db.scalar(select(func.count(RateLimitHit.id)).where(RateLimitHit.bucket == bucket,
-                                                               RateLimitHit.at >= since)) or 0
-    if used >= limit:
-        return False
-    db.add(RateLimitHit(bucket=bucket, at=now))
-    db.flush()
-    return True
+    hits = RateLimitHit.__table__
+    db.execute(delete(hits).where(hits.c.bucket == bucket, hits.c.at < since))
+    used = (select(func.count()).select_from(hits).where(hits.c.bucket == bucket, hits.c.at >= since)
+            .scalar_subquery())
+    row = select(literal(bucket, hits.c.bucket.type), literal(now, hits.c.at.type)).where(used < limit)
+    # one statement counts and inserts (no ORM flush): the hit is recorded only while under the limit
+    taken = db.execute(insert(hits).from_select(["bucket", "at"], row).returning(hits.c.id)).first()
+    return taken is not None
 
 
 def _engine() -> Any:
@@ -116,8 +116,9 @@ def category_choices(db: Session, region: str | None) -> list[Any]:
     """Categories of FH-1 for ``region`` (top level and sub-items, the latter indented under their parent)."""
     from handlers.models import Category
 
-    rows = list(db.scalars(select(Category).order_by(Category.sort, Category.id)))
-    rows = [r for r in rows if r.region in (None, region)]
+    rows = list(db.execute(select(Category.code, Category.name, Category.parent_code, Category.region)
+                           .where(or_(Category.region.is_(None), Category.region == region))
+                           .order_by(Category.sort, Category.id)))  # plain rows: no ORM objects per request
     tops = [r for r in rows if not r.parent_code]
     out: list[Any] = []
     for top in tops:
@@ -304,7 +305,12 @@ def public_status(engine: Any, case: Any) -> dict[str, Any]:
     """Status of one case for the enterprise (tracking page) and the API client that created it."""
     instance = engine.runtime.instances([case.instance_id]).get(case.instance_id)
     current = [t.name for t in engine.tasks.of_instances([case.instance_id]).get(case.instance_id, []) if t.name]
-    finished = instance is not None and instance.status != "running"
+    return {**case_status(case, finished=instance is not None and instance.status != "running"),
+            "current_steps": current}
+
+
+def case_status(case: Any, *, finished: bool) -> dict[str, Any]:
+    """What :func:`public_status` says from the ledger row alone (no task list), given whether the case ended."""
     status = case.ledger_status or "handling"
     return {
         "business_key": case.business_key,
@@ -313,7 +319,6 @@ def public_status(engine: Any, case: Any) -> dict[str, Any]:
         "finished": finished,
         "received_at": to_utc(case.received_at).astimezone(SHANGHAI),
         "title": case.title,
-        "current_steps": current,
         "satisfaction": case.satisfaction,
     }
 
