@@ -20,7 +20,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     ARRAY,
@@ -415,8 +415,7 @@ def _among(column: Any, ids: list[int], dialect: str) -> ColumnElement[bool]:
     return column.in_(select(literal_column("value")).select_from(func.json_each(json.dumps(ids))))
 
 
-@dataclass(frozen=True)
-class _Case:
+class _Case(NamedTuple):  # a tuple: built per row, ten times cheaper than a frozen dataclass
     id: int
     unit: str
     received_at: datetime
@@ -425,23 +424,20 @@ class _Case:
     closed_at: datetime | None
 
 
-@dataclass(frozen=True)
-class _Involved:
+class _Involved(NamedTuple):
     id: int
     case_id: int
     unit_code: str
     at: datetime
 
 
-@dataclass(frozen=True)
-class _Rated:
+class _Rated(NamedTuple):
     case_id: int
     value: str
     at: datetime
 
 
-@dataclass(frozen=True)
-class _Supervised:
+class _Supervised(NamedTuple):
     case_id: int
     kind: str
     unit_code: str | None
@@ -455,8 +451,8 @@ def briefing(session: Session, month: str, region: str | None = None,
     Reads the columns it counts (plain rows, no ledger objects) of the cases the month touched."""
     start, end = month_bounds(month)
 
-    def within(value: datetime | None) -> bool:
-        return value is not None and start <= to_utc(value) < end
+    def within(value: datetime | None) -> bool:  # the columns read back aware (UTCDateTime): compared as they are
+        return value is not None and start <= (value if value.tzinfo else to_utc(value)) < end
 
     ec = EnterpriseCase
     scope = [*([ec.region == region] if region else []), *([where] if where is not None else [])]
@@ -494,7 +490,7 @@ def briefing(session: Session, month: str, region: str | None = None,
         # once per unit, from its first transfer: a station that handles and co-handles (Pan'an's agency
         # panel with the station's own panels) or a unit given the case again after 不满意 counts it once
         first: dict[str, datetime] = {}
-        for cu in sorted(units or [], key=lambda cu: (to_utc(cu.at), cu.id)):
+        for cu in sorted(units or [], key=lambda cu: (cu.at if cu.at.tzinfo else to_utc(cu.at), cu.id)):
             first.setdefault(cu.unit_code, cu.at)
         attributions = list(first.items()) if units else [(case_row.unit, case_row.received_at)]
         # 挂账 at the month's end, as it stood then: not closed by then, and a deadline had passed
