@@ -140,7 +140,7 @@ def test_diagram_has_complete_interchange_lanes_and_documented_timers() -> None:
         assert group == in_lane[user_task.get("id")], user_task.get("id")
     # every timer documents whether passing it interrupts, and why
     timers_ = process.findall("bpmn:boundaryEvent", NS)
-    assert len(timers_) == 8  # with the revisit's 1 working day (RC-8)
+    assert len(timers_) == 9  # with the revisit's 1 working day (RC-8) and the extension decision's (RC-2)
     for timer in timers_:
         doc = timer.findtext("bpmn:documentation", namespaces=NS) or ""
         word = "非中断" if timer.get("cancelActivity") == "false" else "中断"

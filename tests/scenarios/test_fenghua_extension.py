@@ -79,6 +79,22 @@ def test_an_approved_extension_moves_the_timer_and_the_chase_comes_at_the_new_da
 
 
 @pytest.mark.req("RC-2", "WD-1")
+def test_the_centre_is_reminded_when_it_does_not_decide_within_one_working_day(
+        fh: ProcessEngine, clock: FixedClock) -> None:
+    iid = transferred(fh)
+    clock.set("2026-09-30T15:00:00")
+    request(fh, iid, extension_date="2026-10-12")
+    # asked on the last day before National Day: the centre's day is 10-08
+    assert to_utc(waiting(fh, iid, "Boundary_ExtensionDecision").due_at) == end_of_day("2026-10-08")
+    clock.set("2026-10-09T00:00:01")
+    assert fh.management.run_due_timers() == 1
+    assert "延期申请应在1个工作日内审批" in rows(fh, Outbox, instance_id=iid)[-1].body
+    decide(fh, iid, "approve")  # non-interrupting: the request still waits for the decision
+    assert [t.status for t in timers(fh, iid, "Boundary_ExtensionDecision")] == ["fired"]
+    assert to_utc(waiting(fh, iid, "Boundary_UnitDeadline").due_at) == end_of_day("2026-10-12")
+
+
+@pytest.mark.req("RC-2", "WD-1")
 def test_a_refused_extension_keeps_the_old_deadline(fh: ProcessEngine, clock: FixedClock) -> None:
     iid = transferred(fh)
     clock.set("2026-10-08T09:00:00")
