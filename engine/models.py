@@ -104,7 +104,8 @@ class HumanTask(Base):
     __tablename__ = "human_task"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    instance_id: Mapped[int] = mapped_column(ForeignKey("instance.id", ondelete="CASCADE"), index=True)
+    # indexed with ``name`` (ix_human_task_instance_name, below)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("instance.id", ondelete="CASCADE"))
     task_guid: Mapped[str] = mapped_column(String(36), unique=True)
     spec_id: Mapped[str] = mapped_column(String(200))
     name: Mapped[str | None] = mapped_column(String(400))
@@ -120,6 +121,11 @@ class HumanTask(Base):
 # they never read the instance row (on SQLite the columns after state_json sit in overflow pages).
 Index("ix_instance_open", Instance.id, Instance.status, Instance.due_at)
 
+
+# A case's open tasks by instance, with their names: the tracking board counts the cases waiting at each step
+# from this index alone (never a task row); it also serves every lookup by instance (it replaced the index on
+# instance_id alone, so a step writes no more index entries than before).
+Index("ix_human_task_instance_name", HumanTask.instance_id, HumanTask.name)
 
 # The inbox's order (due first, tasks without a due date last): an index in that order pages without sorting.
 Index("ix_human_task_due_order", HumanTask.due_at.is_(None), HumanTask.due_at, HumanTask.id)
