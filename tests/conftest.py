@@ -30,7 +30,12 @@ BACKENDS = ["sqlite", "postgresql"]
 os.environ.setdefault("QIFU_VERIFY_STEPS", "1")
 # The key file of the keyed history chain (engine/history.py): one per test run, never the repository's var/.
 os.environ.setdefault("QIFU_HISTORY_KEY_FILE", str(Path(tempfile.mkdtemp(prefix="qifu-keys-")) / "history_keys"))
-os.environ.setdefault("QIFU_REVISIT_KEY_FILE", str(Path(tempfile.mkdtemp(prefix="qifu-keys-")) / "revisit_key"))
+# The revisit sampling key (handlers/revisit.py): a fixed test key, so the 20 % draw of a case number is the same
+# in every run (a key made per run let a test pass or fail with the draw).
+if "QIFU_REVISIT_KEY_FILE" not in os.environ:
+    _revisit_key = Path(tempfile.mkdtemp(prefix="qifu-keys-")) / "revisit_key"
+    _revisit_key.write_text("ktest0001 " + "5a" * 32 + "\n", encoding="ascii")
+    os.environ["QIFU_REVISIT_KEY_FILE"] = str(_revisit_key)
 
 
 def pytest_configure(config: pytest.Config) -> None:
