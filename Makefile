@@ -16,9 +16,11 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $@
 
-## run: install, bundle the in-browser modeler (npm ci + esbuild; skipped with a note without node/npm),
+## run: install, Debian's chromium + Noto CJK for the 简报's PDF where missing (as root), bundle the in-browser
+## modeler (npm ci + esbuild; skipped with a note without node/npm),
 ## create/upgrade var/qifu.db (SQLite) with demo data, serve on http://$(HOST):$(PORT)/
 run: $(VENV)/.installed
+	scripts/pdf-deps.sh
 	scripts/build-modeler.sh
 	$(BIN)/qifu init --demo
 	$(BIN)/qifu serve --host $(HOST) --port $(PORT)
