@@ -12,7 +12,7 @@ from sqlalchemy import select
 from engine.models import Event
 from handlers.models import Outbox
 from tests.scenarios.conftest import deploy_process
-from tests.scenarios.steps import complete
+from tests.scenarios.steps import answer
 from tests.scenarios.test_fenghua import KEY, contact, reply_revisit_rate, submit
 
 
@@ -37,7 +37,7 @@ def test_the_accountability_notice_names_the_route_by_its_label(app_engine, cloc
     iid = submit(app_engine, channel="web_form")
     contact(app_engine, iid, "transfer", handling_unit="FH-JTJ")
     clock.set("2026-10-08T10:00:00")
-    complete(app_engine, iid, "Task_UnitHandle", {"result": "solved", "answer": "已安排巡查。"})
+    answer(app_engine, iid, {"result": "solved", "answer": "已安排巡查。"})
     reply_revisit_rate(app_engine, iid, "不满意")
     with app_engine.session() as s:
         notice = s.scalars(select(Outbox).where(Outbox.instance_id == iid).order_by(Outbox.id.desc())).first()

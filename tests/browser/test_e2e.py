@@ -51,7 +51,7 @@ def submit_task(page: Any, fields: dict[str, str]) -> None:
     assert "已办理" in page.inner_text("body"), page.inner_text("body")
 
 
-@pytest.mark.req("UI-1", "FH-2", "FH-4", "FH-7", "FH-8")
+@pytest.mark.req("UI-1", "FH-2", "FH-4", "FH-7", "FH-8", "RC-3")
 def test_fenghua_single_department_case_from_public_submission_to_rating(live_server, new_page) -> None:
     # the enterprise, without an account
     enterprise = new_page()
@@ -82,6 +82,13 @@ def test_fenghua_single_department_case_from_public_submission_to_rating(live_se
     login(unit, "fh_unit")
     open_task_from_inbox(unit, business_key, "承办单位办理")
     submit_task(unit, {"result": "solved", "answer": "已协调供电公司，增容工程10月9日前完成接电。"})
+
+    # 办结审核 (RC-3): the centre signs the answer off before it reaches the enterprise
+    enterprise.goto(link)
+    assert "已协调供电公司" not in enterprise.content()
+    open_task_from_inbox(staff, business_key, "办结审核")
+    assert "增容工程10月9日前完成接电" in staff.content()  # the unit's answer, shown read-only
+    submit_task(staff, {"signoff": "approve"})
 
     # the centre revisits (FH-7)
     open_task_from_inbox(staff, business_key, "回访")

@@ -35,3 +35,11 @@ def the_task(engine: ProcessEngine, iid: int, spec_id: str) -> HumanTask:
 def complete(engine: ProcessEngine, iid: int, spec_id: str, data: dict[str, Any] | None = None,
              actor: str = "clerk") -> None:
     engine.runtime.complete_task(the_task(engine, iid, spec_id).task_guid, data or {}, actor=actor)
+
+
+def answer(engine: ProcessEngine, iid: int, data: dict[str, Any], actor: str = "clerk",
+           signer: str = "clerk") -> None:
+    """The handling unit answers in 承办单位办理 and the centre approves the answer in 办结审核 (RC-3), so the
+    reply goes on to the enterprise."""
+    complete(engine, iid, "Task_UnitHandle", data, actor=actor)
+    complete(engine, iid, "Task_SignOff", {"signoff": "approve"}, actor=signer)

@@ -23,7 +23,7 @@ from engine.process_engine import ProcessEngine
 from handlers.intake import submit_case
 from handlers.models import EnterpriseCase, JointReview, Outbox, Rating, Supervision
 from tests.scenarios.conftest import PROCESSES, deploy_process
-from tests.scenarios.steps import complete, end_of_day, open_tasks, the_task
+from tests.scenarios.steps import answer, complete, end_of_day, open_tasks, the_task
 
 KEY = "fenghua_one_place"
 
@@ -140,7 +140,7 @@ def test_diagram_has_complete_interchange_lanes_and_documented_timers() -> None:
         assert group == in_lane[user_task.get("id")], user_task.get("id")
     # every timer documents whether passing it interrupts, and why
     timers_ = process.findall("bpmn:boundaryEvent", NS)
-    assert len(timers_) == 9  # with the revisit's 1 working day (RC-8) and the extension decision's (RC-2)
+    assert len(timers_) == 10  # with the revisit's 1 working day (RC-8), the extension decision's (RC-2) and the sign-off's (RC-3)
     for timer in timers_:
         doc = timer.findtext("bpmn:documentation", namespaces=NS) or ""
         word = "非中断" if timer.get("cancelActivity") == "false" else "中断"
@@ -201,7 +201,7 @@ def test_transfer_on_time_due_after_national_day_and_closed(fh: ProcessEngine, c
 
     clock.set("2026-10-09T16:00:00")
     assert fh.management.run_due_timers() == 0
-    complete(fh, iid, "Task_UnitHandle", {"result": "solved", "answer": "已纳入年度用地计划，请按清单准备材料。"},
+    answer(fh, iid, {"result": "solved", "answer": "已纳入年度用地计划，请按清单准备材料。"},
              actor="zrzy_clerk")
     case = case_row(fh, iid)
     assert (case.ledger_status, case.overdue, case.answered_late) == ("answered", False, False)
@@ -229,7 +229,7 @@ def test_transfer_late_is_chased_once_and_carried_until_satisfied(fh: ProcessEng
     # non-interrupting: the unit still has the case
     the_task(fh, iid, "Task_UnitHandle")
     clock.set("2026-10-13T09:00:00")
-    complete(fh, iid, "Task_UnitHandle", {"result": "solved", "answer": "道路修复已完成。"})
+    answer(fh, iid, {"result": "solved", "answer": "道路修复已完成。"})
     case = case_row(fh, iid)
     assert (case.ledger_status, case.answered_late) == ("carried", True)  # answered late: still on the books
     reply_revisit_rate(fh, iid, "满意")
@@ -269,7 +269,7 @@ def test_transfer_with_agreed_date_moves_the_deadline(fh: ProcessEngine, clock: 
     clock.set("2026-10-12T09:00:00")
     assert fh.management.run_due_timers() == 0
     clock.set("2026-10-20T17:00:00")
-    complete(fh, iid, "Task_UnitHandle", {"result": "solved", "answer": "供水管网已接通。"})
+    answer(fh, iid, {"result": "solved", "answer": "供水管网已接通。"})
     case = case_row(fh, iid)
     assert (case.ledger_status, case.overdue, case.answered_late) == ("answered", False, False)
 
@@ -401,7 +401,7 @@ def test_special_team_analysis_may_turn_an_escalation_into_joint_handling(fh: Pr
 def test_outside_policy_request_gets_a_recorded_explanation(fh: ProcessEngine) -> None:
     iid = submit(fh, category="policy_cost", title="申请减免全部税款")
     contact(fh, iid, "transfer", handling_unit="FH-SWJ")
-    complete(fh, iid, "Task_UnitHandle", {
+    answer(fh, iid, {
         "result": "outside_policy", "answer": "现行政策不支持全额减免，可申请研发费用加计扣除。"}, actor="swj")
     message = rows(fh, Outbox, instance_id=iid)[-1]
     assert message.recipient == "enterprise"
@@ -422,7 +422,7 @@ def test_dissatisfied_rating_sends_the_case_back_then_satisfied_closes_it(fh: Pr
     iid = submit(fh, channel="web_form")
     contact(fh, iid, "transfer", handling_unit="FH-JTJ")
     clock.set("2026-10-08T10:00:00")
-    complete(fh, iid, "Task_UnitHandle", {"result": "solved", "answer": "已安排巡查。"})
+    answer(fh, iid, {"result": "solved", "answer": "已安排巡查。"})
     reply_revisit_rate(fh, iid, "不满意")
     case = case_row(fh, iid)
     # 挂账, and the rating that sent it back is on record; the case waits for a new one
@@ -437,11 +437,11 @@ def test_dissatisfied_rating_sends_the_case_back_then_satisfied_closes_it(fh: Pr
     contact(fh, iid, "transfer", handling_unit="FH-JTJ", opinion="企业不满意，交通局重新办理并现场查看。")
     # the unit's 2 working days count from the new transfer
     assert to_utc(waiting(fh, iid, "Boundary_UnitDeadline").due_at) == end_of_day("2026-10-12")
-    complete(fh, iid, "Task_UnitHandle", {"result": "solved", "answer": "路面已修复，限高架已调整。"})
+    answer(fh, iid, {"result": "solved", "answer": "路面已修复，限高架已调整。"})
     assert case_row(fh, iid).ledger_status == "carried"  # answered, but stays on the books until satisfied
     reply_revisit_rate(fh, iid, "不满意")  # dissatisfied a second time: a second rating, a second round
     contact(fh, iid, "transfer", handling_unit="FH-JTJ", opinion="第三轮：局领导带队现场办理。")
-    complete(fh, iid, "Task_UnitHandle", {"result": "solved", "answer": "已彻底整改。"})
+    answer(fh, iid, {"result": "solved", "answer": "已彻底整改。"})
     reply_revisit_rate(fh, iid, "满意")
     case = case_row(fh, iid)
     assert (case.ledger_status, case.satisfaction) == ("closed", "满意")

@@ -168,6 +168,10 @@ def test_deployed_diagram_has_lanes_forms_and_di_for_every_flow_node(pa: Process
     for el in [*nodes.values(), *(el for el, _ in inner.values())]:
         if etree.QName(el).localname == "userTask":
             group = el.get(f"{{{NS['camunda']}}}candidateGroups")
+            if el.get("id") == "Task_Rework":  # RC-7: offered to the panel that handled the case, a role too
+                from handlers.rework import ESCALATE_GROUP, HANDLED_BY
+                assert group == "${rework_group}" and {*HANDLED_BY.values(), ESCALATE_GROUP} <= ROLES
+                continue
             assert group in ROLES and group in lane_of[el.get("id")], el.get("id")
     # the first element after the start is the ledger registration (docs/domain.md)
     start = process.find("bpmn:startEvent", NS)
@@ -178,7 +182,7 @@ def test_deployed_diagram_has_lanes_forms_and_di_for_every_flow_node(pa: Process
     assert {"ledger", "transfer", "joint_review", "escalate", "revisit_sample", "notify", "supervise"} <= topics
     # every deadline is a timer whose choice (interrupting or not) is documented on it
     timers_ = [el for el in nodes.values() if el.find("bpmn:timerEventDefinition", NS) is not None]
-    assert len(timers_) == 6  # 当日, the agency's 3 days (on its subprocess), 5, 30, the county's 5, the revisit's 1 (RC-8)
+    assert len(timers_) == 7  # 当日, the agency's 3 days (on its subprocess), 5, 30, the county's 5, the revisit's 1 (RC-8), the rework's 3 (RC-7)
     for el in timers_:
         assert "中断" in el.findtext("bpmn:documentation", "", NS), el.get("id")
 
@@ -520,7 +524,8 @@ def test_complaint_is_always_revisited_and_a_dissatisfied_enterprise_keeps_the_c
     row = case_row(pa, iid)
     assert row.ledger_status == "carried" and row.closed_at is None and row.satisfaction == "不满意"
     assert [r.value for r in rows(pa, Rating, iid)] == ["不满意"]
-    assert completed_elements(pa, iid)[-2:] == ["Task_LedgerCarry", "EndEvent_Carried"]
+    # RC-7: the 不满意 is verified (核实) before the case is closed or reworked (tests/scenarios/test_pan_an_rework.py)
+    assert the_task(pa, iid, "Task_VerifyDissatisfied").candidate_groups == "企业综合服务办公室"
 
 
 @pytest.mark.req("PA-2")

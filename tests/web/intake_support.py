@@ -83,5 +83,6 @@ def fenghua_to_rating(engine: Any, business_key: str, unit: str = "FH-JXJ") -> N
         "opinion": "请区经信局协调供电部门办理增容。", "handling_unit": unit}, "fh_staff")
     complete(engine, business_key, "Task_UnitHandle", {
         "result": "solved", "answer": "已协调供电公司，增容方案本周内实施。"}, "fh_unit")
+    complete(engine, business_key, "Task_SignOff", {"signoff": "approve"}, "fh_staff")  # 办结审核 (RC-3)
     complete(engine, business_key, "Task_Revisit", {"revisit_mode": "phone", "revisit_note": "企业确认已收到答复。"},
              "fh_staff")
