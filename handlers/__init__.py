@@ -15,13 +15,14 @@ it once where it builds its engine (:func:`web.engine.build_engine`), so nothing
 | ``supervise`` | :mod:`handlers.supervise` | 催办 / 督办 |
 | ``deadline`` | :mod:`handlers.deadline` | 延期申请 / 约定办结时限: bound and move a handling deadline |
 | ``rework`` | :mod:`handlers.rework` | 不满意核实: a justified 不满意 goes back for rework, an unjustified one closes |
+| ``signoff`` | :mod:`handlers.signoff` | 办结审核: the centre approves the unit's answer or sends it back (退回重办) |
 """
 
 from __future__ import annotations
 
 from engine.services import ServiceRegistry
 
-from . import deadline, escalate, joint_review, ledger, notify, revisit, rework, supervise, transfer
+from . import deadline, escalate, joint_review, ledger, notify, revisit, rework, signoff, supervise, transfer
 
 TOPICS: dict[str, tuple[object, str]] = {
     "ledger": (ledger.handle, "台账：登记案件、更新台账状态"),
@@ -33,6 +34,7 @@ TOPICS: dict[str, tuple[object, str]] = {
     "supervise": (supervise.handle, "督办/催办：记录并标记超期"),
     "deadline": (deadline.handle, "延期申请/约定办结时限：校验新日期并移动办理期限"),
     "rework": (rework.handle, "不满意核实：属实的退回原办理板块整改，不属实的说明理由后销账"),
+    "signoff": (signoff.handle, "办结审核：中心审核承办单位的办理结果，同意答复或退回重办"),
 }
 
 

@@ -86,7 +86,7 @@ def test_every_topic_of_the_contract_is_registered_by_name(db_url, clock) -> Non
     registry = ServiceRegistry()
     handlers.register(registry)
     assert registry.topics() == sorted(["ledger", "transfer", "joint_review", "escalate", "revisit_sample",
-                                        "notify", "supervise", "deadline", "rework"])
+                                        "notify", "supervise", "deadline", "signoff", "rework"])
     assert registry.get("transfer").description.startswith("流转交办")
     # the application's engine has them, registered by an explicit call (not as an import side effect)
     from web.engine import build_engine
