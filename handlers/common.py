@@ -27,6 +27,17 @@ def fail(call: ServiceCall, message: str) -> NoReturn:
     raise ServiceTaskError(message, element=call.element_id)
 
 
+def cleared(call: ServiceCall) -> dict[str, str]:
+    """The variables a diagram asks this step to empty (input ``clear``: names separated by commas), as
+    results its output parameters map by name (``${agreed_date}``): an element template binds an output by
+    its source, so several outputs emptied by one shared empty source would collapse into one."""
+    names = [n.strip() for n in str(call.params.get("clear") or "").split(",") if n.strip()]
+    bad = [n for n in names if not n.isidentifier()]
+    if bad:
+        fail(call, f"参数 clear 中的变量名无效：{'、'.join(bad)}（应为以逗号分隔的变量名）")
+    return dict.fromkeys(names, "")
+
+
 def case_of(call: ServiceCall) -> EnterpriseCase:
     """The ledger row of the step's case, brought up to date with the case data the diagram's forms set.
 

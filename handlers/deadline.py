@@ -25,7 +25,7 @@ from typing import Any
 from engine.clock import SHANGHAI, to_utc
 from engine.services import ServiceCall
 
-from .common import case_of, fail, instant
+from .common import case_of, cleared, fail, instant
 
 ACTIONS = ("open", "request", "agree", "decide")
 DECISIONS = ("approve", "refuse")
@@ -63,7 +63,12 @@ def _label(day: date) -> str:
 
 
 def handle(call: ServiceCall) -> dict[str, Any]:
-    """延期申请 / 约定办结时限 / 中心审批延期: bound the new date, record it, move ``due_date`` when approved."""
+    """延期申请 / 约定办结时限 / 中心审批延期: bound the new date, record it, move ``due_date`` when approved;
+    ``clear`` names the variables to empty afterwards (the request just decided)."""
+    return {**_handle(call), **cleared(call)}
+
+
+def _handle(call: ServiceCall) -> dict[str, Any]:
     action = str(call.params.get("action") or "").strip()
     if action not in ACTIONS:
         fail(call, f"deadline 的 action 须为 {' / '.join(ACTIONS)} 之一：“{action}”")

@@ -3,7 +3,8 @@
 Sets ``handling_unit`` (a unit code, which the diagram may use for candidate groups or later notices) and
 records the unit as ``handling`` in ``case_unit``, so the unit's users may see the case and the briefing
 counts it for that unit. A second transfer (e.g. after a wrong assignment) moves the case to the new unit;
-the earlier unit stays recorded as once involved.
+the earlier unit stays recorded as once involved. ``clear`` names variables a new round empties (Fenghua:
+an earlier round's agreed date and extension request).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 from engine.services import ServiceCall
 
-from .common import add_case_unit, case_of, require_unit
+from .common import add_case_unit, case_of, cleared, require_unit
 
 
 def handle(call: ServiceCall) -> dict[str, Any]:
@@ -28,4 +29,4 @@ def handle(call: ServiceCall) -> dict[str, Any]:
     if previous and previous != target.code:
         note += f"，原承办单位 {previous}"
     call.notes.append({"note": note, "unit": target.code, "opinion": opinion})
-    return {"handling_unit": target.code, "transferred_at": call.now.isoformat()}
+    return {"handling_unit": target.code, "transferred_at": call.now.isoformat(), **cleared(call)}
