@@ -344,6 +344,8 @@ def fh_handle(d: Driver, c: Case, route: str) -> Script:
             yield r.uniform(100, 160) if way == "late" else r.uniform(3, 40)
         d.do(c, "Task_UnitHandle", {"result": "solved" if r.random() < 0.92 else "outside_policy",
                                     "answer": "已办结，请企业按清单准备材料。"}, "fh_unit")
+        yield r.uniform(0.5, 6)
+        d.do(c, "Task_SignOff", {"signoff": "approve"}, "fh_staff")  # RC-3: the centre signs the answer off
     elif route == "joint":
         fh_contact(d, c, "joint", opinion="涉及多个部门，提请专班商办。")
         yield r.uniform(2, 24)
@@ -404,7 +406,7 @@ def fh_overdue(d: Driver, c: Case) -> Script:
         d.do(c, "Task_UnitHandle", {"result": "agree_date", "answer": "需协调其他部门。"}, "fh_unit")
         yield r.uniform(0.5, 3)
         d.do(c, "Task_AgreeDate", {"agreed_date": local_date(d.now(), r.randint(5, 10)),
-                                   "agreed_reason": "需等待批复"}, "fh_unit")
+                                   "agreed_reason": "需等待批复", "agreed_contact": "王经理"}, "fh_unit")
 
 
 def fh_waiting(d: Driver, c: Case) -> Script:
@@ -417,13 +419,15 @@ def fh_waiting(d: Driver, c: Case) -> Script:
         fh_contact(d, c, "transfer", handling_unit=fh_unit(r))
         return
     end_days = (d.end - d.now()).total_seconds() / 86400
-    if r.random() < 0.6:
+    # RC-2: an agreed date is at most 10 working days past the 2-working-day limit
+    latest_days = (d.cal.deadline(d.now(), 12) - d.now()).total_seconds() / 86400 - 1.5
+    if r.random() < 0.6 and latest_days > end_days + 1:
         fh_contact(d, c, "transfer", handling_unit=fh_unit(r))
         yield r.uniform(2, 8)
         d.do(c, "Task_UnitHandle", {"result": "agree_date", "answer": "需协调其他部门，短期内无法办结。"}, "fh_unit")
         yield r.uniform(0.5, 3)
-        d.do(c, "Task_AgreeDate", {"agreed_date": local_date(d.now(), end_days + r.randint(3, 45)),
-                                   "agreed_reason": "需等待上级部门批复"}, "fh_unit")
+        d.do(c, "Task_AgreeDate", {"agreed_date": local_date(d.now(), r.uniform(end_days + 1, latest_days)),
+                                   "agreed_reason": "需等待上级部门批复", "agreed_contact": "王经理"}, "fh_unit")
         return
     fh_contact(d, c, "escalate", opinion="问题重大，需上报。")
     yield r.uniform(1, 6)
